@@ -1,0 +1,36 @@
+# Two entry points (see README): `make demo` and `make test`. Both build the virtual environment first.
+PY ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export HF_HUB_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+
+.PHONY: demo test setup bench clean
+
+setup: $(STAMP)
+
+# torch goes first and alone: torch==2.13.0 resolves to the local CPU build; installed later as a
+# dependency, pip would pull several GB of CUDA packages.
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --disable-pip-version-check torch==2.13.0
+	$(BIN)/pip install -q --disable-pip-version-check -e '.[test]'
+	$(BIN)/pip check
+	touch $(STAMP)
+
+demo: $(STAMP)
+	mkdir -p out
+	$(BIN)/taxonomist labels check examples/tiny/labels.jsonl
+	$(BIN)/taxonomist suggest --labels examples/tiny/labels.jsonl --docs examples/tiny/docs.jsonl -k 3 --out out/suggestions.tsv --format tsv
+	head -n 12 out/suggestions.tsv
+	$(BIN)/taxonomist eval --labels examples/tiny/labels.jsonl --docs examples/tiny/docs.jsonl --report out/report.html
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+bench: $(STAMP)
+	$(BIN)/python bench/zero_shot.py
+
+clean:
+	rm -rf $(VENV) out

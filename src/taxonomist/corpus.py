@@ -1,0 +1,122 @@
+"""Documents with optional gold labels, streamed from files so that large corpora never sit in memory."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, replace
+from itertools import islice
+from pathlib import Path
+
+from .errors import InputError
+from .labels import LabelSet
+
+STDIN = "-"
+MAX_PROBLEMS = 20  # messages kept when skipping invalid rows; the count covers all of them
+
+
+@dataclass(frozen=True)
+class Document:
+    id: str
+    text: str
+    labels: tuple[str, ...] | None = None  # None: unlabeled; () : labeled with no labels
+    where: str = ""  # "file:line", for error messages
+
+
+class DocumentStream:
+    """Documents from a file, read lazily; each pass re-reads the file (standard input can be read once).
+
+    After a pass: `skipped` and `problems` say what `skip_invalid` passed over, and `unknown_labels` counts gold
+    labels that are not in the label set (dropped from `Document.labels`, never silently: the caller reports them).
+    """
+
+    def __init__(
+        self,
+        rows: Callable[[], Iterator[Document | InputError]],
+        *,
+        source: str,
+        skip_invalid: bool,
+        max_chars: int,
+        label_set: LabelSet | None,
+    ) -> None:
+        self.source = source
+        self._rows, self._skip_invalid, self._max_chars, self._label_set = rows, skip_invalid, max_chars, label_set
+        self._passes = 0
+        self.skipped = 0
+        self.problems: list[str] = []
+        self.unknown_labels: Counter[str] = Counter()
+
+    def __iter__(self) -> Iterator[Document]:
+        if self.source == STDIN and self._passes:
+            raise InputError(
+                "standard input can be read only once",
+                where="<stdin>",
+                fix="write the documents to a file and give its path",
+            )
+        self._passes += 1
+        self.skipped, self.problems, self.unknown_labels = 0, [], Counter()
+        first_seen: dict[str, str] = {}  # id -> where: enough to name both lines of a duplicate, without texts
+        for row in self._rows():
+            try:
+                doc = self._check(row, first_seen)
+            except InputError as problem:
+                if not self._skip_invalid:
+                    raise
+                self.skipped += 1
+                if len(self.problems) < MAX_PROBLEMS:
+                    self.problems.append(str(problem))
+                continue
+            first_seen[doc.id] = doc.where
+            yield doc
+
+    def _check(self, row: Document | InputError, first_seen: dict[str, str]) -> Document:
+        if isinstance(row, InputError):
+            raise row
+        if not row.text.strip():
+            raise InputError(
+                "empty text", where=f"{row.where}, field 'text'", fix="give every document some text, or remove it"
+            )
+        if len(row.text) > self._max_chars:
+            raise InputError(
+                f"a document of {len(row.text):,} characters, over the limit of {self._max_chars:,}",
+                where=f"{row.where}, field 'text'",
+                fix="raise the limit with --max-doc-chars, or split the document",
+            )
+        if row.id in first_seen:
+            raise InputError(
+                f"duplicate document id {row.id!r} (first at {first_seen[row.id]})",
+                where=f"{row.where}, field 'id'",
+                fix="give each document its own id",
+            )
+        if self._label_set is None or row.labels is None:
+            return row
+        known = tuple(label for label in row.labels if label in self._label_set)
+        if len(known) < len(row.labels):
+            self.unknown_labels.update(label for label in row.labels if label not in self._label_set)
+            return replace(row, labels=known)
+        return row
+
+
+def read_documents(
+    path: str | Path, *, skip_invalid: bool = False, max_chars: int = 1_000_000, label_set: LabelSet | None = None
+) -> DocumentStream:
+    """Documents from a .jsonl, .csv, .tsv or .txt file (one per line), a folder of .txt files, or "-" (stdin,
+    one per line); the format is detected from the path (see taxonomist.formats)."""
+    from .formats import document_reader  # formats builds Documents, so it imports this module
+
+    return DocumentStream(
+        document_reader(path, max_chars),
+        source=str(path),
+        skip_invalid=skip_invalid,
+        max_chars=max_chars,
+        label_set=label_set,
+    )
+
+
+def batches(docs: Iterable[Document], size: int) -> Iterator[list[Document]]:
+    """Consecutive lists of `size` documents (the last may be shorter), so encoders see bounded batches."""
+    if size < 1:
+        raise ValueError(f"batch size must be at least 1, got {size}")
+    it = iter(docs)
+    while batch := list(islice(it, size)):
+        yield batch

@@ -1,0 +1,114 @@
+"""File formats: which reader a file needs, decided by its extension, else by sniffing its first bytes, so the
+command line has one --labels and one --docs option whatever the format.
+
+Readers of labels return a list of Label (LabelSet validates it); readers of documents yield Document, or an
+InputError for a row that cannot be read, so the caller decides whether to stop or skip; errors that stop the
+whole file (a missing column, an unreadable header) are raised.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from functools import partial
+from pathlib import Path
+
+from ..corpus import STDIN, Document
+from ..errors import InputError
+from ..labels import Label
+from . import delimited, jsonl, lines, textdir
+from ._text import require_file
+
+SUFFIXES = {
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".json": "jsonl",
+    ".csv": "csv",
+    ".tsv": "tsv",
+    ".tab": "tsv",
+    ".txt": "lines",
+    ".ttl": "turtle",
+    ".rdf": "xml",
+    ".xml": "xml",
+    ".owl": "xml",
+    ".nt": "nt",
+    ".n3": "n3",
+    ".trig": "trig",
+    ".nq": "nquads",
+    ".jsonld": "json-ld",
+}
+DELIMITERS = {"csv": ",", "tsv": "\t"}
+HEADER_WORDS = {"id", "name", "text"}  # a first line naming one of these columns is a table's header
+SNIFF_BYTES = 4096
+LABEL_EXTENSIONS = ".jsonl, .csv, .tsv, .ttl, .rdf, .nt"
+DOCUMENT_EXTENSIONS = ".jsonl, .csv, .tsv, .txt (one document per line), or a folder of .txt files"
+
+
+def detect(path: str | Path) -> str:
+    """'jsonl', 'csv', 'tsv', 'lines' (one document per line), 'textdir', or an rdflib syntax ('turtle', ...)."""
+    if str(path) == STDIN:
+        return "lines"
+    path = Path(path)
+    if path.is_dir():
+        return "textdir"
+    return SUFFIXES.get(path.suffix.lower()) or _sniff(path)
+
+
+def _sniff(path: Path) -> str:
+    require_file(path)
+    with path.open("rb") as f:
+        head = f.read(SNIFF_BYTES).decode("utf-8", errors="replace").lstrip("\ufeff \t\r\n")
+    first = head.splitlines()[0] if head else ""
+    if head.startswith("{"):
+        return "jsonl"
+    if re.match(r"<[^>\s]+>\s+<", first):
+        return "nt"
+    if head.startswith("<"):
+        return "xml"
+    if re.match(r"(@prefix|@base|prefix|base)\s", head, re.IGNORECASE):
+        return "turtle"
+    for kind, delimiter in DELIMITERS.items():
+        if HEADER_WORDS & {cell.strip().lower() for cell in first.split(delimiter)}:
+            return kind
+    return "lines"
+
+
+def read_label_file(path: Path) -> list[Label]:
+    require_file(path)
+    kind = detect(path)
+    if kind == "jsonl":
+        return jsonl.read_labels(path)
+    if kind in DELIMITERS:
+        return delimited.read_labels(path, DELIMITERS[kind])
+    if kind == "lines":
+        raise InputError(
+            f"{path} is plain text, not a label format (labels need at least an id and a name)",
+            where=str(path),
+            fix=f"give the file the extension of its format: {LABEL_EXTENSIONS}",
+        )
+    from . import skos  # rdflib takes a quarter of a second to import, and only SKOS files need it
+
+    return skos.read_labels(path, kind)
+
+
+def document_reader(path: str | Path, max_chars: int) -> Callable[[], Iterator[Document | InputError]]:
+    """A function that starts a fresh pass over the documents; the path is checked now, the files read later."""
+    if str(path) != STDIN and not Path(path).exists():
+        raise InputError(
+            f"no such file or folder: {path}", where=str(path), fix="check the path and the working directory"
+        )
+    kind = detect(path)
+    if kind == "lines":
+        return partial(lines.read_documents, path)
+    path = Path(path)
+    if kind == "jsonl":
+        return partial(jsonl.read_documents, path)
+    if kind in DELIMITERS:
+        return partial(delimited.read_documents, path, DELIMITERS[kind], max_chars)
+    if kind == "textdir":
+        return partial(textdir.read_documents, path, max_chars)
+    raise InputError(
+        f"{path} looks like an RDF file ({kind}), not documents",
+        where=str(path),
+        fix=f"give documents as {DOCUMENT_EXTENSIONS}",
+    )

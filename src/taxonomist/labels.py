@@ -1,0 +1,195 @@
+"""LabelSet: the label vocabulary (flat or a poly-hierarchy) and the texts each label is known by."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+
+from .errors import InputError
+
+
+@dataclass(frozen=True)
+class Label:
+    id: str
+    name: str
+    description: str = ""
+    parents: tuple[str, ...] = ()
+    aliases: tuple[str, ...] = ()
+    where: str = ""  # "file:line" or subject IRI, for error messages
+
+
+@dataclass
+class LabelSet:
+    """Validated labels in a fixed order: arrays elsewhere index labels by position in this list."""
+
+    labels: list[Label]
+    source: str = ""
+    _index: dict[str, int] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._index = {}
+        for i, label in enumerate(self.labels):
+            self._index[label.id] = i
+        validate(self)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __iter__(self):
+        return iter(self.labels)
+
+    def __getitem__(self, i: int) -> Label:
+        return self.labels[i]
+
+    def __contains__(self, label_id: str) -> bool:
+        return label_id in self._index
+
+    def index_of(self, label_id: str) -> int:
+        return self._index[label_id]
+
+    @cached_property
+    def ids(self) -> list[str]:
+        return [label.id for label in self.labels]
+
+    @cached_property
+    def names(self) -> list[str]:
+        return [label.name for label in self.labels]
+
+    @cached_property
+    def parent_index(self) -> list[np.ndarray]:
+        """Each label's parents as positions (int64 arrays); empty for roots."""
+        return [np.array([self._index[p] for p in label.parents], dtype=np.int64) for label in self.labels]
+
+    @cached_property
+    def children_index(self) -> list[np.ndarray]:
+        kids: list[list[int]] = [[] for _ in self.labels]
+        for i, parents in enumerate(self.parent_index):
+            for p in parents:
+                kids[p].append(i)
+        return [np.array(k, dtype=np.int64) for k in kids]
+
+    @cached_property
+    def is_hierarchical(self) -> bool:
+        return any(label.parents for label in self.labels)
+
+    def path(self, i: int) -> list[int]:
+        """One root-to-label path (first parent at each step), for 'A > B > C' text views."""
+        out = [i]
+        seen = {i}
+        while len(self.parent_index[out[-1]]):
+            p = int(self.parent_index[out[-1]][0])
+            if p in seen:
+                break
+            out.append(p)
+            seen.add(p)
+        return out[::-1]
+
+    def text_views(self) -> dict[str, list[str]]:
+        """Texts a label is known by; scorers embed each view and combine them."""
+        names = self.names
+        views = {
+            "name": names,
+            "description": [
+                f"{label.name}: {label.description}" if label.description else label.name for label in self.labels
+            ],
+        }
+        if self.is_hierarchical:
+            views["path"] = [" > ".join(names[j] for j in self.path(i)) for i in range(len(self))]
+        if any(label.aliases for label in self.labels):
+            views["aliases"] = [", ".join((label.name, *label.aliases)) for label in self.labels]
+        return views
+
+    @cached_property
+    def fingerprint(self) -> str:
+        """Content hash: a saved model or cache knows which label set it was built for."""
+        payload = json.dumps(
+            [[l.id, l.name, l.description, list(l.parents), list(l.aliases)] for l in self.labels],
+            ensure_ascii=False,
+        )
+        return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def validate(label_set: LabelSet) -> None:
+    """Stop at the first problem, naming the label's file:line (or IRI) and field, and how to fix it."""
+    labels = label_set.labels
+    if not labels:
+        raise InputError("the label set is empty", where=label_set.source or None, fix="give at least one label")
+    first: dict[str, Label] = {}
+    for label in labels:
+        if not label.id.strip():
+            raise InputError("empty label id", where=_at(label, "id"), fix="give every label a non-empty id")
+        if label.id in first:
+            raise InputError(
+                f"duplicate label id {label.id!r} (first at {_at(first[label.id])})",
+                where=_at(label, "id"),
+                fix="give each label its own id, or merge the two",
+            )
+        first[label.id] = label
+        if not label.name.strip():
+            raise InputError(
+                f"label {label.id!r} has an empty name", where=_at(label, "name"), fix="give every label a name"
+            )
+    for label in labels:
+        for parent in label.parents:
+            if parent not in first:
+                raise InputError(
+                    f"unknown parent {parent!r}", where=_at(label, "parents"), fix=_parent_fix(parent, labels)
+                )
+    cycle = _find_cycle(labels)
+    if cycle:
+        loop = " -> ".join(repr(label_id) for label_id in cycle)
+        raise InputError(
+            f"the parents form a cycle: {loop}",
+            where=_at(first[cycle[0]], "parents"),
+            fix="remove one parent link on the cycle: a label cannot be its own ancestor",
+        )
+
+
+def _at(label: Label, field: str | None = None) -> str:
+    where = label.where or f"label {label.id!r}"
+    return f"{where}, field {field!r}" if field else where
+
+
+def _parent_fix(parent: str, labels: list[Label]) -> str:
+    named = [label.id for label in labels if label.name == parent]
+    if named:
+        return f"{parent!r} is the name of label {named[0]!r}: parents refer to ids, not names"
+    return f"add a label with id {parent!r}, or correct the parent id"
+
+
+def _find_cycle(labels: list[Label]) -> list[str]:
+    """One cycle in the child -> parent graph as ids (first repeated last), or []; iterative, so deep
+    hierarchies cannot overflow the stack."""
+    parents = {label.id: label.parents for label in labels}
+    done: set[str] = set()
+    for root in parents:
+        if root in done:
+            continue
+        path, on_path = [root], {root}
+        todo = [iter(parents[root])]
+        while todo:
+            nxt = next(todo[-1], None)
+            if nxt is None:
+                node = path.pop()
+                on_path.discard(node)
+                done.add(node)
+                todo.pop()
+            elif nxt in on_path:
+                return path[path.index(nxt) :] + [nxt]
+            elif nxt not in done:
+                path.append(nxt)
+                on_path.add(nxt)
+                todo.append(iter(parents[nxt]))
+    return []
+
+
+def read_labels(path: str | Path) -> LabelSet:
+    """Read a label file; the format is detected from the file (see taxonomist.formats)."""
+    from .formats import read_label_file  # formats builds Labels, so it imports this module
+
+    return LabelSet(read_label_file(Path(path)), source=str(path))
