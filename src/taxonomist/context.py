@@ -1,0 +1,37 @@
+"""Domain context for bare label names, found in the unlabeled documents themselves.
+
+A short name is ambiguous on its own ("character", "body", "abuse"); written with its domain
+("computing: character") it lands near the documents it is meant for. The domain is read off the corpus:
+its most common content words that sit closest to the corpus' mean embedding. One word is a noisy pick,
+so a label's vector is the mean over several such contexts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from sklearn.feature_extraction.text import CountVectorizer
+
+from .encoders.base import Encoder
+
+SAMPLE_DOCS = 5000  # documents read for the vocabulary; more changes little and costs time
+CANDIDATE_WORDS = 200  # most frequent content words considered
+
+
+def domain_words(texts: Sequence[str], vectors: np.ndarray, encoder: Encoder, n: int = 10) -> list[str]:
+    """The `n` frequent corpus words nearest the corpus' mean embedding, best first."""
+    rng = np.random.default_rng(0)
+    pick = rng.choice(len(texts), size=min(len(texts), SAMPLE_DOCS), replace=False)
+    counter = CountVectorizer(
+        stop_words="english", min_df=2, binary=True, token_pattern=r"(?u)\b[^\W\d_]{3,}\b", max_features=CANDIDATE_WORDS
+    )
+    try:
+        counter.fit([texts[i] for i in pick])
+    except ValueError:  # too few documents or words to say anything about the domain
+        return []
+    words = list(counter.get_feature_names_out())
+    centre = vectors.mean(axis=0)
+    centre /= max(float(np.linalg.norm(centre)), 1e-12)
+    order = np.argsort(-(encoder.encode(words) @ centre))
+    return [words[i] for i in order[:n]]

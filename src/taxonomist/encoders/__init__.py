@@ -1,0 +1,40 @@
+"""Encoders turn texts into unit vectors; `get_encoder` picks one from a short spec string."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from taxonomist.encoders.base import Encoder, default_cache_dir
+from taxonomist.encoders.cache import CachedEncoder
+from taxonomist.encoders.static import StaticEncoder, WordLlamaEncoder, is_model2vec_folder
+from taxonomist.encoders.transformer import TransformerEncoder
+
+__all__ = [
+    "CachedEncoder",
+    "Encoder",
+    "StaticEncoder",
+    "TransformerEncoder",
+    "WordLlamaEncoder",
+    "default_cache_dir",
+    "get_encoder",
+]
+
+
+def get_encoder(
+    spec: str = "default", *, cache_dir: str | os.PathLike[str] | None = None, use_cache: bool = True
+) -> Encoder:
+    """"default"/"minilm" (bundled MiniLM), "static" (model2vec distilled from it), "wordllama",
+    a model2vec folder, or any sentence-transformers folder or locally cached model name."""
+    encoder: Encoder
+    if spec in ("default", "minilm"):
+        encoder = TransformerEncoder("default", cache_dir=cache_dir)
+    elif spec == "static":
+        encoder = StaticEncoder("default", cache_dir=cache_dir)
+    elif spec == "wordllama":
+        encoder = WordLlamaEncoder()
+    elif Path(spec).is_dir() and is_model2vec_folder(spec):
+        encoder = StaticEncoder(spec, cache_dir=cache_dir)
+    else:
+        encoder = TransformerEncoder(spec, cache_dir=cache_dir)
+    return CachedEncoder(encoder, cache_dir) if use_cache else encoder

@@ -1,0 +1,60 @@
+"""Writing suggestions: one row per (document, label), in JSONL, CSV or TSV, written atomically."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import sys
+import tempfile
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TextIO
+
+from ..errors import InputError
+
+FORMATS = ("tsv", "csv", "jsonl")
+COLUMNS = ("doc_id", "rank", "label_id", "label", "score")
+
+Row = tuple[str, int, str, str, float]
+
+
+@contextmanager
+def atomic_output(path: str | None) -> Iterator[TextIO]:
+    """stdout, or a temp file beside `path` renamed over it only when everything was written."""
+    if path is None or path == "-":
+        yield sys.stdout
+        return
+    target = Path(path)
+    if not target.parent.is_dir():
+        raise InputError("the output folder does not exist", where=str(target), fix="create the folder first")
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_rows(rows: Iterable[Row], handle: TextIO, fmt: str, *, header: bool = True) -> None:
+    if fmt == "jsonl":
+        for row in rows:
+            handle.write(json.dumps(dict(zip(COLUMNS, row)), ensure_ascii=False) + "\n")
+        return
+    writer = csv.writer(handle, delimiter="\t" if fmt == "tsv" else ",", lineterminator="\n")
+    if header:
+        writer.writerow(COLUMNS)
+    writer.writerows((d, r, lid, name, f"{score:.4f}") for d, r, lid, name, score in rows)
+
+
+def format_for(path: str | None, requested: str | None) -> str:
+    """--format wins; else the output file's extension; else TSV."""
+    if requested:
+        return requested
+    suffix = Path(path).suffix.lstrip(".").lower() if path and path != "-" else ""
+    return suffix if suffix in FORMATS else "tsv"

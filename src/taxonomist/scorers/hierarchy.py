@@ -1,0 +1,83 @@
+"""Hierarchy-aware scoring (CHiLS-style): a broader label is scored through its narrower ones.
+
+A document about a specific thing matches its specific label's text best, yet its broader labels
+("living thing" above "organism") apply too and their own texts are often too general to match. So
+a parent's score is the best of its own and a discounted score of its children; the shortlist is
+extended by the ancestors of its best entries so those parents are scored at all.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..labels import LabelSet
+
+
+class HierarchyScorer:
+    def __init__(self, discount: float = 0.95, levels: int = 2, expand_top: int = 10) -> None:
+        self.discount = discount
+        self.levels = levels
+        self.expand_top = expand_top
+
+    def fit(self, label_set: LabelSet) -> "HierarchyScorer":
+        parents = label_set.parent_index
+        self.n_labels_ = len(label_set)
+        self.parent_ptr_ = np.concatenate([[0], np.cumsum([len(p) for p in parents])]).astype(np.int64)
+        self.parent_idx_ = np.concatenate(parents).astype(np.int64) if self.parent_ptr_[-1] else np.empty(0, np.int64)
+        return self
+
+    def _parents_of(self, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """For each entry of `labels`, its parents: (which entry, parent position)."""
+        counts = self.parent_ptr_[labels + 1] - self.parent_ptr_[labels]
+        owner = np.repeat(np.arange(len(labels)), counts)
+        offsets = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
+        return owner, self.parent_idx_[np.repeat(self.parent_ptr_[labels], counts) + offsets]
+
+    def expand(self, candidates: np.ndarray) -> np.ndarray:
+        """Add the ancestors (up to `levels` up) of each row's best `expand_top` candidates."""
+        frontier = candidates[:, : self.expand_top]
+        added = []
+        for _ in range(self.levels):
+            rows, cols = np.nonzero(frontier >= 0)
+            owner, parents = self._parents_of(frontier[rows, cols])
+            width = int(np.bincount(rows[owner], minlength=len(candidates)).max()) if len(owner) else 0
+            if width == 0:
+                break
+            layer = np.full((len(candidates), width), -1, dtype=np.int64)
+            row_of = rows[owner]
+            slot = np.arange(len(row_of)) - np.searchsorted(row_of, row_of)  # rows come sorted from nonzero
+            layer[row_of, slot] = parents
+            added.append(layer)
+            frontier = layer
+        return _dedupe_rows(np.hstack([candidates, *added])) if added else candidates
+
+    def score(self, candidates: np.ndarray, sims: np.ndarray) -> np.ndarray:
+        """Each candidate's score becomes max(own, discount × best child's score), `levels` times over."""
+        out = sims.copy()
+        n, width = candidates.shape
+        valid = candidates >= 0
+        keys = np.where(valid, np.arange(n)[:, None] * self.n_labels_ + candidates, -1).ravel()
+        order = np.argsort(keys, kind="stable")
+        sorted_keys = keys[order]
+        rows, cols = np.nonzero(valid)
+        owner, parents = self._parents_of(candidates[rows, cols])
+        parent_keys = rows[owner] * self.n_labels_ + parents
+        hit = np.searchsorted(sorted_keys, parent_keys)
+        hit = np.minimum(hit, len(sorted_keys) - 1)
+        present = sorted_keys[hit] == parent_keys
+        target = order[hit[present]]  # flat position of the parent within its row
+        source = (rows * width + cols)[owner[present]]
+        flat = out.ravel()
+        for _ in range(self.levels):
+            np.maximum.at(flat, target, self.discount * flat[source])
+        return flat.reshape(n, width)
+
+
+def _dedupe_rows(candidates: np.ndarray) -> np.ndarray:
+    """Each label once per row (first occurrence kept), -1 for the removed duplicates."""
+    ordered = np.sort(np.where(candidates < 0, np.iinfo(np.int64).max, candidates), axis=1)
+    dup = np.zeros_like(ordered, dtype=bool)
+    dup[:, 1:] = ordered[:, 1:] == ordered[:, :-1]
+    ordered[dup] = -1
+    ordered[ordered == np.iinfo(np.int64).max] = -1
+    return ordered

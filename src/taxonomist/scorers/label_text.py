@@ -1,0 +1,70 @@
+"""Zero-shot scorer: cosine similarity between a document and the texts a label is known by."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..encoders.base import Encoder
+from ..index import LabelIndex
+from ..labels import LabelSet
+from . import Batch
+
+
+class LabelTextScorer:
+    """Each label embedded through several text views (name: description, ancestor path, aliases); a
+    document's score for a label is the mean cosine over the views.
+
+    Labels with no description are embedded once per domain context ("computing: character") and the
+    vectors averaged. The mean view vector is the shortlist index, so retrieval and scoring agree on what
+    a label looks like.
+    """
+
+    def __init__(self, views: tuple[str, ...] = ("description", "path", "aliases"), contexts: tuple[str, ...] = ()) -> None:
+        self.views = views
+        self.contexts = contexts
+
+    def fit(self, label_set: LabelSet, encoder: Encoder, *, show_progress: bool = False) -> "LabelTextScorer":
+        available = label_set.text_views()
+        self.views_ = tuple(v for v in self.views if v in available) or ("name",)
+        self.view_vectors_ = self._embed(label_set, encoder, range(len(label_set)), show_progress)
+        self.index_ = LabelIndex(_normalise(self.view_vectors_.mean(axis=0)))
+        return self
+
+    def _embed(self, label_set: LabelSet, encoder: Encoder, positions: range, show_progress: bool) -> np.ndarray:
+        """(views, labels, dim): bare names averaged over the contexts, described labels as they are."""
+        available = label_set.text_views()
+        texts: list[str] = []
+        owners: list[int] = []  # row in the (views × labels) grid each text belongs to
+        for v_i, view in enumerate(self.views_):
+            for row, i in enumerate(positions):
+                text = available[view][i]
+                variants = [f"{c}: {text}" for c in self.contexts] if self.contexts and not label_set[i].description else [text]
+                texts += variants
+                owners += [v_i * len(positions) + row] * len(variants)
+        vectors = encoder.encode(texts, show_progress=show_progress)
+        owners_arr = np.asarray(owners)
+        grid = np.zeros((len(self.views_) * len(positions), vectors.shape[1]), dtype=np.float32)
+        np.add.at(grid, owners_arr, vectors)
+        return _normalise(grid).reshape(len(self.views_), len(positions), -1)
+
+    def shortlist(self, batch: Batch, size: int) -> tuple[np.ndarray, np.ndarray]:
+        return self.index_.search(batch.vectors, size)
+
+    def score(self, batch: Batch, candidates: np.ndarray) -> np.ndarray:
+        safe = np.maximum(candidates, 0)
+        sims = np.zeros(candidates.shape, dtype=np.float32)
+        for view in self.view_vectors_:
+            sims += np.einsum("nd,ncd->nc", batch.vectors, view[safe], optimize=True)
+        sims /= len(self.view_vectors_)
+        return np.where(candidates >= 0, sims, -np.inf).astype(np.float32)
+
+    def add_labels(self, label_set: LabelSet, encoder: Encoder) -> None:
+        """Embed labels appended to the label set since fit; they are suggestible at once."""
+        start = self.view_vectors_.shape[1]
+        vectors = self._embed(label_set, encoder, range(start, len(label_set)), False)
+        self.view_vectors_ = np.concatenate([self.view_vectors_, vectors], axis=1)
+        self.index_.add(_normalise(vectors.mean(axis=0)))
+
+
+def _normalise(x: np.ndarray) -> np.ndarray:
+    return (x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)).astype(np.float32)

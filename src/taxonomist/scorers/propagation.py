@@ -1,0 +1,43 @@
+"""Label propagation on a nearest-neighbour graph of documents (ZLaP-style smoothing).
+
+A document's zero-shot posteriors are noisy; its nearest neighbours among the unlabeled documents
+usually share its labels. Mixing in the neighbours' posteriors follows the geometry of the corpus
+rather than straight-line similarity to the label text alone.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+
+from ..index import LabelIndex
+from ..sparse import to_csr
+
+SELF_SIMILARITY = 0.9999  # a neighbour this close is the document itself (or an exact duplicate)
+
+
+class PropagationScorer:
+    def __init__(self, neighbours: int = 10, alpha: float = 0.5) -> None:
+        self.neighbours = neighbours
+        self.alpha = alpha
+
+    def fit(self, vectors: np.ndarray, posteriors: sp.csr_matrix) -> "PropagationScorer":
+        """Unlabeled documents (vectors) and their posteriors over labels (CSR, rows sum to 1)."""
+        self.index_ = LabelIndex(vectors)
+        self.posteriors_ = posteriors.tocsr()
+        return self
+
+    def neighbour_weights(self, vectors: np.ndarray) -> sp.csr_matrix:
+        """Row-normalised weights over the k nearest pool documents, the document itself excluded."""
+        k = min(self.neighbours + 1, len(self.index_))
+        nn, sims = self.index_.search(vectors, k)
+        keep = sims < SELF_SIMILARITY
+        # Keep at most `neighbours` per row after dropping self-matches.
+        keep &= np.cumsum(keep, axis=1) <= self.neighbours
+        weights = to_csr(np.where(keep, nn, -1), np.ones_like(sims), len(self.index_))
+        counts = np.maximum(np.asarray(weights.sum(axis=1)).ravel(), 1)
+        return sp.diags(1.0 / counts) @ weights
+
+    def smooth(self, vectors: np.ndarray, posteriors: sp.csr_matrix) -> sp.csr_matrix:
+        """(1 − α)·own posteriors + α·mean of the neighbours' posteriors."""
+        return ((1 - self.alpha) * posteriors + self.alpha * (self.neighbour_weights(vectors) @ self.posteriors_)).tocsr()

@@ -1,0 +1,44 @@
+"""Per-document candidate lists as sparse rows: the common currency between retrieval and re-scoring."""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+
+
+def to_csr(candidates: np.ndarray, values: np.ndarray, n_labels: int) -> sp.csr_matrix:
+    """(n, C) positions (-1 padding) and values → CSR (n, n_labels); duplicates are summed."""
+    n, c = candidates.shape
+    valid = candidates >= 0
+    rows = np.repeat(np.arange(n), c).reshape(n, c)[valid]
+    out = sp.csr_matrix((values[valid].astype(np.float32), (rows, candidates[valid])), shape=(n, n_labels))
+    out.sum_duplicates()
+    return out
+
+
+def csr_top_k(matrix: sp.csr_matrix, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Row-wise top-k of a CSR matrix's stored entries: (positions, values), padded with -1 / -inf."""
+    n = matrix.shape[0]
+    positions = np.full((n, k), -1, dtype=np.int64)
+    values = np.full((n, k), -np.inf, dtype=np.float32)
+    matrix = matrix.tocsr()
+    lengths = np.diff(matrix.indptr)
+    width = int(lengths.max()) if n else 0
+    if width == 0:
+        return positions, values
+    # Pad rows into a dense (n, width) block: width is the longest candidate list, not the label count.
+    dense_vals = np.full((n, width), -np.inf, dtype=np.float32)
+    dense_pos = np.full((n, width), -1, dtype=np.int64)
+    rows = np.repeat(np.arange(n), lengths)
+    cols = np.arange(len(matrix.data)) - np.repeat(matrix.indptr[:-1], lengths)
+    dense_vals[rows, cols] = matrix.data
+    dense_pos[rows, cols] = matrix.indices
+    take = min(k, width)
+    part = np.argpartition(-dense_vals, take - 1, axis=1)[:, :take]
+    vals = np.take_along_axis(dense_vals, part, axis=1)
+    order = np.argsort(-vals, axis=1, kind="stable")
+    part = np.take_along_axis(part, order, axis=1)
+    positions[:, :take] = np.take_along_axis(dense_pos, part, axis=1)
+    values[:, :take] = np.take_along_axis(dense_vals, part, axis=1)
+    positions[~np.isfinite(values)] = -1
+    return positions, values
