@@ -15,11 +15,27 @@ from .scorers.hierarchy import HierarchyScorer
 from .scorers.label_text import LabelTextScorer
 from .scorers.prior import PriorScorer, softmax_rows
 from .scorers.propagation import PropagationScorer
+from .scorers.self_training import SelfTrainingScorer
 from .sparse import csr_top_k, to_csr
 
 # Auto context embeds each bare label once per context word: skip it when that would be too many texts.
 AUTO_CONTEXT_WORDS = 10
 AUTO_CONTEXT_MAX_TEXTS = 30_000
+# How a parent is scored through its children (see scorers.hierarchy): "broad" when documents are filed
+# under broad labels, "specific" when they carry their most specific label.
+HIERARCHY_DISCOUNT = {"broad": 1.0, "specific": 0.9, "off": None}
+# Self-training needs pseudo-labelled documents for most labels: pool size per label before it switches on.
+SELF_TRAINING_DOCS_PER_LABEL = 10
+SELF_TRAINING_SHORTLIST = 50
+
+
+@dataclass
+class Adaptation:
+    """Scorers fitted on unlabeled documents; each None when switched off or not enough data."""
+
+    prior: PriorScorer | None = None
+    propagation: PropagationScorer | None = None
+    self_training: SelfTrainingScorer | None = None
 
 
 @dataclass(frozen=True)
@@ -42,15 +58,16 @@ class Classifier:
         labels: LabelSet,
         *,
         encoder: str | Encoder = "default",
-        views: tuple[str, ...] = ("description", "path", "aliases"),
+        views: tuple[str, ...] = ("name", "description", "aliases"),
         context: str = "auto",
         shortlist: int = 100,
         temperature: float = 0.05,
         prior_iterations: int = 1,
-        prior_strength: float = 1.0,
-        hierarchy: bool = True,
+        prior_strength: float = 0.5,
+        hierarchy: str = "broad",
         propagation_neighbours: int = 10,
         propagation_alpha: float = 0.5,
+        self_training: float = 0.5,
         adapt: bool = True,
         show_progress: bool = False,
     ) -> None:
@@ -65,6 +82,7 @@ class Classifier:
         self.hierarchy = hierarchy
         self.propagation_neighbours = propagation_neighbours
         self.propagation_alpha = propagation_alpha
+        self.self_training = self_training
         self.adapt = adapt
         self.show_progress = show_progress
 
@@ -77,9 +95,17 @@ class Classifier:
         self.label_text_ = LabelTextScorer(self.views, self.contexts_).fit(
             self.labels, self.encoder_, show_progress=self.show_progress
         )
-        self.hierarchy_ = HierarchyScorer().fit(self.labels) if self.hierarchy and self.labels.is_hierarchical else None
+        self.hierarchy_ = self._hierarchy()
         self.pool_ = None if pool is None else self._adapt(Batch(list(unlabeled), pool))
         return self
+
+    def _hierarchy(self) -> HierarchyScorer | None:
+        if self.hierarchy not in HIERARCHY_DISCOUNT:
+            raise ValueError(f"hierarchy must be one of {sorted(HIERARCHY_DISCOUNT)}, got {self.hierarchy!r}")
+        discount = HIERARCHY_DISCOUNT[self.hierarchy]
+        if discount is None or not self.labels.is_hierarchical:
+            return None
+        return HierarchyScorer(discount).fit(self.labels)
 
     def _encode(self, texts: Sequence[str]) -> np.ndarray:
         return self.encoder_.encode(list(texts), show_progress=self.show_progress)
@@ -92,20 +118,22 @@ class Classifier:
             return ()
         return tuple(domain_words(texts, vectors, self.encoder_, AUTO_CONTEXT_WORDS))
 
-    def _adapt(self, pool: Batch) -> tuple[PriorScorer | None, PropagationScorer | None]:
-        """Priors and the neighbour graph from a pool of unlabeled documents."""
-        candidates, sims = self._candidates(pool)
-        prior = None
+    def _adapt(self, pool: Batch, shortlist: tuple[np.ndarray, np.ndarray] | None = None) -> Adaptation:
+        """What the unlabeled pool teaches: label priors, its neighbour graph, a pseudo-label classifier."""
+        candidates, sims = shortlist if shortlist is not None else self._candidates(pool)
+        adaptation = Adaptation()
         if self.prior_iterations > 0:
-            prior = PriorScorer(self.temperature, self.prior_iterations, self.prior_strength)
-            prior.fit(candidates, sims, len(self.labels))
-        propagation = None
+            adaptation.prior = PriorScorer(self.temperature, self.prior_iterations, self.prior_strength)
+            adaptation.prior.fit(candidates, sims, len(self.labels))
+        posteriors = self._posteriors(pool, candidates, sims, adaptation)
         if self.propagation_alpha > 0 and self.propagation_neighbours > 0 and len(pool.texts) > 1:
-            posteriors = softmax_rows(self._logits(pool, candidates, sims, prior))
-            propagation = PropagationScorer(self.propagation_neighbours, self.propagation_alpha).fit(
-                pool.vectors, to_csr(candidates, posteriors, len(self.labels))
-            )
-        return prior, propagation
+            adaptation.propagation = PropagationScorer(self.propagation_neighbours, self.propagation_alpha)
+            adaptation.propagation.fit(pool.vectors, posteriors)
+            posteriors = adaptation.propagation.smooth(pool.vectors, posteriors)
+        if self.self_training > 0 and len(pool.texts) >= SELF_TRAINING_DOCS_PER_LABEL * len(self.labels):
+            best, _ = csr_top_k(posteriors, 1)
+            adaptation.self_training = SelfTrainingScorer().fit(pool.vectors, best[:, 0], len(self.labels))
+        return adaptation
 
     # ------------------------------------------------------------------ scoring
     def _candidates(self, batch: Batch) -> tuple[np.ndarray, np.ndarray]:
@@ -118,22 +146,31 @@ class Classifier:
             sims = self.hierarchy_.score(candidates, sims)
         return candidates, sims
 
-    def _logits(self, batch: Batch, candidates: np.ndarray, sims: np.ndarray, prior: PriorScorer | None) -> np.ndarray:
+    def _posteriors(self, batch: Batch, candidates: np.ndarray, sims: np.ndarray, adaptation: Adaptation):
+        """Softmax over the shortlist of similarity / temperature + log prior, as a sparse (n, L) matrix."""
         logits = sims / self.temperature
-        return logits + prior.score(batch, candidates) if prior is not None else logits
+        if adaptation.prior is not None:
+            logits = logits + adaptation.prior.score(batch, candidates)
+        return to_csr(candidates, softmax_rows(logits), len(self.labels))
 
     def rank(self, texts: Sequence[str], k: int = 5) -> tuple[np.ndarray, np.ndarray]:
         """Top-k label positions and scores (posterior-like, in [0, 1]) per text, best first; -1 pads."""
-        vectors = self._encode(texts)
-        batch = Batch(list(texts), vectors)
-        prior, propagation = self.pool_ if self.pool_ is not None else (None, None)
-        if self.pool_ is None and self.adapt and len(texts) > 1:
-            prior, propagation = self._adapt(batch)
+        batch = Batch(list(texts), self._encode(texts))
         candidates, sims = self._candidates(batch)
-        posteriors = to_csr(candidates, softmax_rows(self._logits(batch, candidates, sims, prior)), len(self.labels))
-        if propagation is not None:
-            posteriors = propagation.smooth(vectors, posteriors)
-        return csr_top_k(posteriors, k)
+        adaptation = self.pool_ if self.pool_ is not None else Adaptation()
+        if self.pool_ is None and self.adapt and len(texts) > 1:
+            adaptation = self._adapt(batch, (candidates, sims))
+        posteriors = self._posteriors(batch, candidates, sims, adaptation)
+        if adaptation.propagation is not None:
+            posteriors = adaptation.propagation.smooth(batch.vectors, posteriors)
+        if adaptation.self_training is None:
+            return csr_top_k(posteriors, k)
+        # Geometric mix with the pseudo-label classifier over the best SELF_TRAINING_SHORTLIST candidates.
+        top, probs = csr_top_k(posteriors, max(k, SELF_TRAINING_SHORTLIST))
+        w = self.self_training
+        mixed = (1 - w) * np.log(np.maximum(probs, 1e-12)) + w * adaptation.self_training.score(batch, top)
+        mixed = softmax_rows(np.where(top >= 0, mixed, -np.inf))
+        return csr_top_k(to_csr(top, mixed, len(self.labels)), k)
 
     def suggest(self, texts: Sequence[str], k: int = 5) -> list[list[Suggestion]]:
         positions, scores = self.rank(texts, k)

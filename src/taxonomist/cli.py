@@ -93,10 +93,10 @@ def run_labels_check(args: argparse.Namespace) -> int:
 def run_suggest(args: argparse.Namespace) -> int:
     from .formats.suggestions import atomic_output, format_for, write_rows
 
-    labels, docs, classifier = _prepare(args)
     fmt = format_for(args.out, args.format)
-    n = 0
-    with atomic_output(args.out) as handle:
+    n = written = 0
+    with atomic_output(args.out) as handle:  # opened first: a bad --out fails before minutes of encoding
+        labels, docs, classifier = _prepare(args)
         for chunk, positions, scores in _ranked_batches(classifier, docs, args):
             rows = [
                 (doc.id, rank + 1, labels.ids[p], labels.names[p], float(s))
@@ -106,9 +106,10 @@ def run_suggest(args: argparse.Namespace) -> int:
             ]
             write_rows(rows, handle, fmt, header=n == 0)
             n += len(chunk)
+            written += len(rows)
     _report_stream(docs, args, n)
     if args.out and not args.quiet:
-        print(f"wrote {args.k} suggestions for each of {n:,} documents to {args.out}", file=sys.stderr)
+        print(f"wrote {written:,} suggestions for {n:,} documents to {args.out}", file=sys.stderr)
     return 0
 
 
@@ -132,6 +133,9 @@ def run_eval(args: argparse.Namespace) -> int:
     _report_stream(docs, args, n)
     if n == 0:
         raise InputError("no documents to evaluate", where=args.docs, fix="give documents with gold labels")
+    if not rows:
+        raise InputError(f"none of the {n:,} documents has gold labels from the label set", where=args.docs,
+                         fix="give each document a 'labels' field (JSONL) or column (CSV, TSV) of label ids")
     gold = sp.csr_matrix((np.ones(len(rows), np.float32), (rows, cols)), shape=(n, len(labels)))
     result = evaluate(np.vstack(ranked), np.vstack(scores), gold, threshold=args.threshold, ks=_ks(args.k))
     print(json.dumps(result.to_dict(), indent=1) if args.json else result.to_text())

@@ -29,7 +29,14 @@ def atomic_output(path: str | None) -> Iterator[TextIO]:
     target = Path(path)
     if not target.parent.is_dir():
         raise InputError("the output folder does not exist", where=str(target), fix="create the folder first")
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
+    if target.is_dir():
+        raise InputError("the output is a folder, not a file", where=str(target), fix="give the path of a file")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
+    except OSError as e:
+        raise InputError(
+            f"cannot write in {target.parent}: {e.strerror}", where=str(target), fix="check the folder's permissions"
+        ) from e
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
             yield handle

@@ -1,9 +1,14 @@
 """Hierarchy-aware scoring (CHiLS-style): a broader label is scored through its narrower ones.
 
 A document about a specific thing matches its specific label's text best, yet its broader labels
-("living thing" above "organism") apply too and their own texts are often too general to match. So
-a parent's score is the best of its own and a discounted score of its children; the shortlist is
+("living thing" above "organism") apply too and their own texts are often too general to match. So a
+parent's score is the best of its own and its children's scores, times `discount`; the shortlist is
 extended by the ancestors of its best entries so those parents are scored at all.
+
+discount 1.0 ("broad"): a parent ties with its best child and the label prior, which then favours the
+parent that many documents reach, decides; right when documents are filed under broad labels (measured on
+WordNet hypernyms: P@1 22 → 49 with the prior). discount < 1 ("specific"): parents rank right after their
+matching children; right when documents carry their most specific label.
 """
 
 from __future__ import annotations
@@ -14,10 +19,11 @@ from ..labels import LabelSet
 
 
 class HierarchyScorer:
-    def __init__(self, discount: float = 0.95, levels: int = 2, expand_top: int = 10) -> None:
+    def __init__(self, discount: float = 1.0, levels: int = 1, expand_top: int = 10, expand_levels: int = 2) -> None:
         self.discount = discount
         self.levels = levels
         self.expand_top = expand_top
+        self.expand_levels = expand_levels
 
     def fit(self, label_set: LabelSet) -> "HierarchyScorer":
         parents = label_set.parent_index
@@ -34,10 +40,10 @@ class HierarchyScorer:
         return owner, self.parent_idx_[np.repeat(self.parent_ptr_[labels], counts) + offsets]
 
     def expand(self, candidates: np.ndarray) -> np.ndarray:
-        """Add the ancestors (up to `levels` up) of each row's best `expand_top` candidates."""
+        """Add the ancestors (up to `expand_levels` up) of each row's best `expand_top` candidates."""
         frontier = candidates[:, : self.expand_top]
         added = []
-        for _ in range(self.levels):
+        for _ in range(self.expand_levels):
             rows, cols = np.nonzero(frontier >= 0)
             owner, parents = self._parents_of(frontier[rows, cols])
             width = int(np.bincount(rows[owner], minlength=len(candidates)).max()) if len(owner) else 0

@@ -26,13 +26,14 @@ class LabelTextScorer:
     def fit(self, label_set: LabelSet, encoder: Encoder, *, show_progress: bool = False) -> "LabelTextScorer":
         available = label_set.text_views()
         self.views_ = tuple(v for v in self.views if v in available) or ("name",)
-        self.view_vectors_ = self._embed(label_set, encoder, range(len(label_set)), show_progress)
+        self.view_vectors_ = self._embed(available, label_set, encoder, range(len(label_set)), show_progress)
         self.index_ = LabelIndex(_normalise(self.view_vectors_.mean(axis=0)))
         return self
 
-    def _embed(self, label_set: LabelSet, encoder: Encoder, positions: range, show_progress: bool) -> np.ndarray:
+    def _embed(
+        self, available: dict[str, list[str]], label_set: LabelSet, encoder: Encoder, positions: range, show_progress: bool
+    ) -> np.ndarray:
         """(views, labels, dim): bare names averaged over the contexts, described labels as they are."""
-        available = label_set.text_views()
         texts: list[str] = []
         owners: list[int] = []  # row in the (views × labels) grid each text belongs to
         for v_i, view in enumerate(self.views_):
@@ -61,7 +62,7 @@ class LabelTextScorer:
     def add_labels(self, label_set: LabelSet, encoder: Encoder) -> None:
         """Embed labels appended to the label set since fit; they are suggestible at once."""
         start = self.view_vectors_.shape[1]
-        vectors = self._embed(label_set, encoder, range(start, len(label_set)), False)
+        vectors = self._embed(label_set.text_views(), label_set, encoder, range(start, len(label_set)), False)
         self.view_vectors_ = np.concatenate([self.view_vectors_, vectors], axis=1)
         self.index_.add(_normalise(vectors.mean(axis=0)))
 

@@ -21,10 +21,13 @@ def softmax_rows(logits: np.ndarray) -> np.ndarray:
 
 
 class PriorScorer:
-    def __init__(self, temperature: float = 0.05, iterations: int = 3, strength: float = 1.0) -> None:
+    def __init__(
+        self, temperature: float = 0.05, iterations: int = 1, strength: float = 0.5, pseudo_count: float = 1.0
+    ) -> None:
         self.temperature = temperature
         self.iterations = iterations
         self.strength = strength
+        self.pseudo_count = pseudo_count
 
     def fit(self, candidates: np.ndarray, sims: np.ndarray, n_labels: int) -> "PriorScorer":
         """Estimate priors from unlabeled documents' shortlists (positions, similarities)."""
@@ -35,9 +38,7 @@ class PriorScorer:
         for _ in range(self.iterations):
             post = softmax_rows(base + np.log(gather(prior, candidates, fill=1.0)))
             mass = np.bincount(cols, weights=post[valid], minlength=n_labels)
-            # Labels no document shortlists keep a floor, so they stay suggestible.
-            prior = np.maximum(mass / len(candidates), 1e-3 / n_labels)
-            prior /= prior.sum()
+            prior = (mass + self.pseudo_count) / (len(candidates) + self.pseudo_count * n_labels)
         self.log_prior_ = np.log(prior).astype(np.float32)
         return self
 

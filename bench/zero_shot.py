@@ -1,0 +1,155 @@
+"""Zero-shot benchmark: our default pipeline beside a plain baseline, measured in the same run.
+
+Baseline: the same encoder, cosine between document and label name only, no unlabeled data.
+Ours: taxonomist's default zero-shot pipeline (label text views, domain context for bare names, label
+priors, hierarchy, neighbour propagation), adapting to the test documents themselves (no labels used).
+
+usage: python bench/zero_shot.py [--data ../shared/data] [--datasets foldoc,wordnet-taxonomy]
+                                 [--encoders default,static] [--max-test N] [--scale 100000] [--json OUT]
+Embeddings are cached in bench/results/cache, so a second run is fast; encoder speed is measured on
+uncached text every time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+ROOT = Path(__file__).resolve().parent
+sys.path.insert(0, str(ROOT.parent / "src"))
+
+import numpy as np  # noqa: E402
+import scipy.sparse as sp  # noqa: E402
+
+from taxonomist.classifier import Classifier  # noqa: E402
+from taxonomist.corpus import read_documents  # noqa: E402
+from taxonomist.encoders import get_encoder  # noqa: E402
+from taxonomist.evaluate import evaluate  # noqa: E402
+from taxonomist.labels import LabelSet, Label, read_labels  # noqa: E402
+
+CACHE = ROOT / "results" / "cache"
+SPEED_SAMPLE = 2000  # uncached documents timed through the encoder
+BASELINE = dict(views=("name",), context="", prior_iterations=0, propagation_alpha=0.0, hierarchy="off", self_training=0.0, adapt=False)
+
+
+def gold_matrix(docs, labels: LabelSet) -> sp.csr_matrix:
+    rows, cols = [], []
+    for i, doc in enumerate(docs):
+        for label_id in doc.labels or ():
+            rows.append(i)
+            cols.append(labels.index_of(label_id))
+    return sp.csr_matrix((np.ones(len(rows), np.float32), (rows, cols)), shape=(len(docs), len(labels)))
+
+
+def run_system(labels, texts, gold, encoder, params: dict, adapt_on_test: bool) -> dict:
+    start = time.perf_counter()
+    clf = Classifier(labels, encoder=encoder, **params).fit(unlabeled=texts if adapt_on_test else None)
+    positions, scores = clf.rank(texts, 5)
+    seconds = time.perf_counter() - start
+    m = evaluate(positions, scores, gold, ks=(1, 3, 5)).metrics
+    return {"P@1": m["P@1"], "P@3": m["P@3"], "P@5": m["P@5"], "nDCG@5": m["nDCG@5"], "pipeline_s": seconds,
+            "contexts": list(getattr(clf, "contexts_", ()))}
+
+
+def encoder_speed(spec: str, texts: list[str]) -> float:
+    """Uncached docs/s of the encoder itself (after a warm-up call)."""
+    raw = get_encoder(spec, use_cache=False)
+    raw.encode(texts[:8])
+    sample = texts[:SPEED_SAMPLE]
+    start = time.perf_counter()
+    raw.encode(sample)
+    return len(sample) / (time.perf_counter() - start)
+
+
+def bench_dataset(data: Path, name: str, spec: str, max_test: int | None) -> list[dict]:
+    labels = read_labels(data / name / "labels.jsonl")
+    docs = list(read_documents(data / name / "test.jsonl", label_set=labels))[:max_test]
+    texts, gold = [d.text for d in docs], gold_matrix(docs, labels)
+    encoder = get_encoder(spec, cache_dir=CACHE)
+    encoder.encode(texts, show_progress=True)  # warm the cache: accuracy runs then time our pipeline alone
+    enc_rate = encoder_speed(spec, texts)
+    rows = []
+    for system, params, adapt in [("baseline: cosine to label name", BASELINE, False), ("taxonomist zero-shot", {}, True)]:
+        r = run_system(labels, texts, gold, encoder, params, adapt)
+        enc_s = len(texts) / enc_rate
+        r.update(dataset=name, encoder=spec, system=system, n_docs=len(texts), n_labels=len(labels),
+                 encode_docs_per_s=round(enc_rate, 1),
+                 pipeline_docs_per_s=round(len(texts) / r["pipeline_s"], 1),
+                 e2e_docs_per_s=round(len(texts) / (enc_s + r["pipeline_s"]), 1),
+                 encoder_share=round(enc_s / (enc_s + r["pipeline_s"]), 3))
+        rows.append(r)
+        print(f"  {name} {spec} {system}: P@1 {r['P@1']}  [{r['pipeline_s']:.1f}s]", file=sys.stderr, flush=True)
+    return rows
+
+
+class RandomEncoder:
+    """Fixed random unit vectors per text: label scale without paying for a real encoder."""
+
+    identity, dim = "random", 384
+
+    def encode(self, texts, show_progress=False):
+        rng = np.random.default_rng(abs(hash(tuple(texts[:3]))) % 2**32)
+        v = rng.standard_normal((len(texts), self.dim)).astype(np.float32)
+        return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+
+def bench_scale(n_labels: int, n_docs: int = 4000) -> dict:
+    """Ranking speed at `n_labels` labels, encoding excluded (random vectors stand in for the encoder)."""
+    import resource
+
+    labels = LabelSet([Label(f"l{i}", f"label {i}", parents=(f"l{(i - 1) // 10}",) if i else ()) for i in range(n_labels)])
+    texts = [f"document {i}" for i in range(n_docs)]
+    clf = Classifier(labels, encoder=RandomEncoder(), context="").fit()
+    start = time.perf_counter()
+    clf.rank(texts, 5)
+    seconds = time.perf_counter() - start
+    return {"n_labels": n_labels, "n_docs": n_docs, "rank_docs_per_s": round(n_docs / seconds, 1),
+            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)}
+
+
+def print_table(rows: list[dict]) -> None:
+    cols = ["P@1", "P@3", "P@5", "nDCG@5", "encode_docs_per_s", "pipeline_docs_per_s", "e2e_docs_per_s", "encoder_share"]
+    print("\n| data | encoder | system | " + " | ".join(cols) + " |")
+    print("|---|---|---|" + "---|" * len(cols))
+    for r in rows:
+        print(f"| {r['dataset']} ({r['n_labels']} labels, {r['n_docs']} docs) | {r['encoder']} | {r['system']} | "
+              + " | ".join(str(r[c]) for c in cols) + " |")
+    by = {}
+    for r in rows:
+        by.setdefault((r["dataset"], r["encoder"]), []).append(r)
+    print()
+    for (data, enc), (base, ours) in by.items():
+        print(f"{data} / {enc}: P@1 {ours['P@1']} vs baseline {base['P@1']} "
+              f"(+{ours['P@1'] - base['P@1']:.2f} points); context words: {', '.join(ours['contexts']) or 'none'}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--data", default=str(ROOT.parent.parent / "shared" / "data"))
+    ap.add_argument("--datasets", default="foldoc,wordnet-taxonomy")
+    ap.add_argument("--encoders", default="default,static")
+    ap.add_argument("--max-test", type=int)
+    ap.add_argument("--scale", type=int, default=100_000, help="label count for the ranking-speed test (0: skip)")
+    ap.add_argument("--json", help="write all rows here")
+    a = ap.parse_args()
+    rows = []
+    for name in a.datasets.split(","):
+        for spec in a.encoders.split(","):
+            rows += bench_dataset(Path(a.data), name, spec, a.max_test)
+    print_table(rows)
+    scale = bench_scale(a.scale) if a.scale else None
+    if scale:
+        print(f"\nscale: {scale['n_labels']:,} labels, {scale['n_docs']:,} docs: {scale['rank_docs_per_s']} docs/s "
+              f"ranking (encoding excluded), peak RSS {scale['peak_rss_mb']} MB")
+    if a.json:
+        Path(a.json).write_text(json.dumps({"rows": rows, "scale": scale}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
