@@ -69,6 +69,9 @@ def _model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--unlabeled", help="unlabeled documents to adapt to (default: the documents being classified)")
     p.add_argument("--context", default="auto", help="domain of bare label names, e.g. 'computing'; 'auto' reads it "
                    "off the documents; '' for none")
+    p.add_argument("--hierarchy", choices=["broad", "specific", "off"], default="broad",
+                   help="how parents are scored through their children: 'broad' when documents are filed under broad "
+                   "labels (and their ancestors), 'specific' when they carry only their most specific label")
     p.add_argument("--no-adapt", action="store_true", help="plain label-text similarity: no priors, no neighbours")
     p.add_argument("--skip-invalid", action="store_true", help="skip malformed documents and report how many")
     p.add_argument("--max-doc-chars", type=int, default=1_000_000, help="longest document accepted (characters)")
@@ -170,7 +173,7 @@ def _prepare(args: argparse.Namespace, need_gold: bool = False):
     # The pool is given to fit, so per-batch adaptation (adapt=True) is never needed here.
     plain = dict(prior_iterations=0, propagation_alpha=0.0) if args.no_adapt else {}
     context = "" if args.no_adapt and args.context == "auto" else args.context
-    classifier = Classifier(labels, encoder=args.encoder, context=context, adapt=False,
+    classifier = Classifier(labels, encoder=args.encoder, context=context, hierarchy=args.hierarchy, adapt=False,
                             show_progress=not args.quiet, **plain)
     if args.no_adapt:
         classifier.fit()
