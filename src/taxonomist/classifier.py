@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from sklearn.exceptions import NotFittedError
 
 from .context import domain_words
 from .encoders import Encoder, get_encoder
@@ -131,8 +132,9 @@ class Classifier:
             adaptation.propagation.fit(pool.vectors, posteriors)
             posteriors = adaptation.propagation.smooth(pool.vectors, posteriors)
         if self.self_training > 0 and len(pool.texts) >= SELF_TRAINING_DOCS_PER_LABEL * len(self.labels):
-            best, _ = csr_top_k(posteriors, 1)
-            adaptation.self_training = SelfTrainingScorer().fit(pool.vectors, best[:, 0], len(self.labels))
+            best = csr_top_k(posteriors, 1)[0][:, 0]
+            if len(np.unique(best)) > 1:  # one pseudo-label class teaches nothing (and sklearn refuses it)
+                adaptation.self_training = SelfTrainingScorer().fit(pool.vectors, best, len(self.labels))
         return adaptation
 
     # ------------------------------------------------------------------ scoring
@@ -155,6 +157,8 @@ class Classifier:
 
     def rank(self, texts: Sequence[str], k: int = 5) -> tuple[np.ndarray, np.ndarray]:
         """Top-k label positions and scores (posterior-like, in [0, 1]) per text, best first; -1 pads."""
+        if not hasattr(self, "label_text_"):
+            raise NotFittedError("call fit() before rank() or suggest()")
         batch = Batch(list(texts), self._encode(texts))
         candidates, sims = self._candidates(batch)
         adaptation = self.pool_ if self.pool_ is not None else Adaptation()

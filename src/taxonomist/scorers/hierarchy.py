@@ -58,7 +58,10 @@ class HierarchyScorer:
         return _dedupe_rows(np.hstack([candidates, *added])) if added else candidates
 
     def score(self, candidates: np.ndarray, sims: np.ndarray) -> np.ndarray:
-        """Each candidate's score becomes max(own, discount × best child's score), `levels` times over."""
+        """Each candidate's score becomes max(own, discounted best child's score), `levels` times over.
+
+        The discount takes (1 − discount)·|score| off, so it lowers negative scores too.
+        """
         out = sims.copy()
         n, width = candidates.shape
         valid = candidates >= 0
@@ -75,12 +78,14 @@ class HierarchyScorer:
         source = (rows * width + cols)[owner[present]]
         flat = out.ravel()
         for _ in range(self.levels):
-            np.maximum.at(flat, target, self.discount * flat[source])
+            child = flat[source]
+            np.maximum.at(flat, target, child - (1 - self.discount) * np.abs(child))
         return flat.reshape(n, width)
 
 
 def _dedupe_rows(candidates: np.ndarray) -> np.ndarray:
-    """Each label once per row (first occurrence kept), -1 for the removed duplicates."""
+    """Each label once per row, -1 for the removed duplicates; rows come back sorted by label position
+    (callers re-score every candidate, so the order carries no meaning)."""
     ordered = np.sort(np.where(candidates < 0, np.iinfo(np.int64).max, candidates), axis=1)
     dup = np.zeros_like(ordered, dtype=bool)
     dup[:, 1:] = ordered[:, 1:] == ordered[:, :-1]

@@ -25,7 +25,11 @@ class LabelTextScorer:
 
     def fit(self, label_set: LabelSet, encoder: Encoder, *, show_progress: bool = False) -> "LabelTextScorer":
         available = label_set.text_views()
-        self.views_ = tuple(v for v in self.views if v in available) or ("name",)
+        views: list[str] = []
+        for v in self.views:  # a view identical to an earlier one (names only: name == description) adds nothing
+            if v in available and all(available[v] != available[u] for u in views):
+                views.append(v)
+        self.views_ = tuple(views) or ("name",)
         self.view_vectors_ = self._embed(available, label_set, encoder, range(len(label_set)), show_progress)
         self.index_ = LabelIndex(_normalise(self.view_vectors_.mean(axis=0)))
         return self

@@ -39,5 +39,8 @@ class PropagationScorer:
         return sp.diags(1.0 / counts) @ weights
 
     def smooth(self, vectors: np.ndarray, posteriors: sp.csr_matrix) -> sp.csr_matrix:
-        """(1 − α)·own posteriors + α·mean of the neighbours' posteriors."""
-        return ((1 - self.alpha) * posteriors + self.alpha * (self.neighbour_weights(vectors) @ self.posteriors_)).tocsr()
+        """(1 − α)·own posteriors + α·mean of the neighbours' posteriors (own alone where none is left)."""
+        weights = self.neighbour_weights(vectors)
+        alone = np.asarray(weights.sum(axis=1)).ravel() == 0
+        own = sp.diags(np.where(alone, 1.0, 1 - self.alpha)) @ posteriors
+        return (own + self.alpha * (weights @ self.posteriors_)).tocsr()

@@ -32,5 +32,5 @@ class SelfTrainingScorer:
         proba = self.model_.predict_proba(batch.vectors)
         cols = self.column_[np.maximum(candidates, 0)]
         out = np.take_along_axis(proba, np.maximum(cols, 0), axis=1)
-        out = np.where((cols >= 0) & (candidates >= 0), out, FLOOR)
-        return np.log(np.maximum(out, FLOOR)).astype(np.float32)
+        out = np.log(np.maximum(np.where(cols >= 0, out, FLOOR), FLOOR))
+        return np.where(candidates >= 0, out, -np.inf).astype(np.float32)

@@ -1,0 +1,163 @@
+"""Classifier end to end on the hashing encoder: rankings that can be checked by hand."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import HashingEncoder
+
+from taxonomist.classifier import Classifier, Suggestion
+from taxonomist.labels import Label, LabelSet
+
+TEMPERATURE = 0.05  # Classifier's default
+
+FLAT = LabelSet(
+    [
+        Label("apple", "apple", description="a red fruit that grows on trees"),
+        Label("banana", "banana", description="a long yellow tropical fruit"),
+        Label("car", "car", description="a motor vehicle with four wheels"),
+        Label("piano", "piano", description="a musical keyboard instrument"),
+        Label("python", "python", description="a programming language for software"),
+    ]
+)
+DOCS = [
+    "I ate a red apple picked from the apple trees",
+    "the car needs new wheels before the motor trip",
+    "she plays piano music on a keyboard instrument",
+    "write software in the python programming language",
+]
+TOPICS = {
+    "apple": "red apple fruit from trees",
+    "banana": "yellow banana tropical fruit",
+    "car": "car motor vehicle wheels",
+    "piano": "piano keyboard music instrument",
+    "python": "python programming software code",
+}
+EXTRA = ["today", "again", "here", "quickly", "slowly", "now", "later", "often", "really", "maybe", "still", "soon"]
+POOL = [f"{text} {word}" for text in TOPICS.values() for word in EXTRA]  # 60 docs: self-training switches on
+
+TREE = LabelSet(
+    [
+        Label("animal", "animal"),
+        Label("dog", "dog", parents=("animal",)),
+        Label("cat", "cat", parents=("animal",)),
+        Label("vehicle", "vehicle"),
+        Label("truck", "truck", parents=("vehicle",)),
+        Label("bicycle", "bicycle", parents=("vehicle",)),
+    ]
+)
+ANIMAL, DOG, CAT = 0, 1, 2
+ANIMAL_POOL = [f"the {a} {x}" for a in ("dog", "cat") for x in ("runs", "sleeps", "barks", "eats food", "plays")]
+
+
+def plain_scores(labels: LabelSet, texts: list[str]) -> np.ndarray:
+    """Mean cosine over the name and description views, by hand."""
+    encoder = HashingEncoder()
+    docs = encoder.encode(texts)
+    names = encoder.encode(labels.names)
+    described = encoder.encode([f"{l.name}: {l.description}" if l.description else l.name for l in labels])
+    return (docs @ names.T + docs @ described.T) / 2
+
+
+def softmax(x: np.ndarray) -> np.ndarray:
+    e = np.exp(x - x.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def test_suggest_returns_sorted_suggestions_capped_by_the_label_count(hashing_encoder) -> None:
+    suggestions = Classifier(FLAT).fit().suggest(DOCS, k=10)
+    assert len(suggestions) == len(DOCS)
+    for row, best in zip(suggestions, ["apple", "car", "piano", "python"]):
+        assert len(row) == len(FLAT)
+        assert all(isinstance(s, Suggestion) for s in row)
+        assert [s.score for s in row] == sorted((s.score for s in row), reverse=True)
+        assert row[0].label_id == best and row[0].name == best
+        assert {s.label_id for s in row} == set(FLAT.ids)
+    assert len(Classifier(FLAT).fit().suggest(DOCS, k=2)[0]) == 2
+
+
+def test_without_adaptation_the_ranking_is_plain_cosine(hashing_encoder) -> None:
+    expected = plain_scores(FLAT, DOCS)
+    positions, scores = Classifier(FLAT, adapt=False).fit().rank(DOCS, k=len(FLAT))
+    assert all(sorted(row) == list(range(len(FLAT))) for row in positions.tolist())
+    ranked = np.take_along_axis(expected, positions, axis=1)
+    assert np.all(np.diff(ranked, axis=1) <= 1e-6), "best cosine first (ties in any order)"
+    posterior = softmax(expected / TEMPERATURE)
+    np.testing.assert_allclose(scores, np.take_along_axis(posterior, positions, axis=1), atol=1e-5)
+
+
+def test_fit_on_unlabeled_then_rank_is_deterministic(hashing_encoder) -> None:
+    first = Classifier(FLAT).fit(POOL)
+    assert first.pool_ is not None and first.pool_.self_training is not None
+    assert first.pool_.prior is not None and first.pool_.propagation is not None
+    positions, scores = first.rank(DOCS, k=3)
+    again_positions, again_scores = first.rank(DOCS, k=3)
+    refit_positions, refit_scores = Classifier(FLAT).fit(POOL).rank(DOCS, k=3)
+    np.testing.assert_array_equal(positions, again_positions)
+    np.testing.assert_array_equal(positions, refit_positions)
+    np.testing.assert_array_equal(scores, again_scores)
+    np.testing.assert_array_equal(scores, refit_scores)
+    np.testing.assert_array_equal(positions[:, 0], [FLAT.index_of(x) for x in ("apple", "car", "piano", "python")])
+    assert np.all((scores >= 0) & (scores <= 1))
+
+
+@pytest.mark.parametrize("hierarchy", ["broad", "specific", "off"])
+def test_hierarchy_modes_on_a_two_level_tree(hashing_encoder, hierarchy: str) -> None:
+    positions, scores = Classifier(TREE, hierarchy=hierarchy, adapt=False).fit().rank(["dog"], k=len(TREE))
+    score_of = dict(zip(positions[0].tolist(), scores[0].tolist()))
+    if hierarchy == "broad":  # the parent ties with its best child
+        assert set(positions[0, :2].tolist()) == {DOG, ANIMAL}
+        assert score_of[ANIMAL] == pytest.approx(score_of[DOG])
+    elif hierarchy == "specific":  # the parent right after its child
+        assert positions[0, :2].tolist() == [DOG, ANIMAL]
+        assert score_of[DOG] > score_of[ANIMAL] > 10 * score_of[CAT]
+    else:  # the parent scored by its own text only, like any unrelated label
+        assert positions[0, 0] == DOG
+        assert score_of[ANIMAL] == pytest.approx(score_of[CAT])
+
+
+def test_broad_lets_the_prior_pick_the_parent_many_documents_reach(hashing_encoder) -> None:
+    def top_two(hierarchy: str) -> list[int]:
+        # Prior alone: no contexts, no neighbours.
+        classifier = Classifier(TREE, hierarchy=hierarchy, context="", propagation_alpha=0.0).fit(ANIMAL_POOL)
+        return classifier.rank(["a dog sleeps"], k=2)[0][0].tolist()
+
+    broad, specific = top_two("broad"), top_two("specific")
+    assert broad == [ANIMAL, DOG]
+    assert specific == [DOG, ANIMAL]
+
+
+def test_invalid_hierarchy_value_raises(hashing_encoder) -> None:
+    with pytest.raises(ValueError, match="hierarchy"):
+        Classifier(TREE, hierarchy="deep").fit()
+
+
+def test_a_batch_of_one_document_is_not_adapted(hashing_encoder) -> None:
+    text = ["a red apple"]
+    adapted = Classifier(FLAT, adapt=True).fit().rank(text, k=5)
+    plain = Classifier(FLAT, adapt=False).fit().rank(text, k=5)
+    np.testing.assert_array_equal(adapted[0], plain[0])
+    np.testing.assert_allclose(adapted[1], plain[1], rtol=1e-6)
+    # Two documents are enough to adapt to: the scores change.
+    two = ["a red apple", "a red apple fruit tree"]
+    adapted_two = Classifier(FLAT, adapt=True).fit().rank(two)[1]
+    assert not np.allclose(adapted_two, Classifier(FLAT, adapt=False).fit().rank(two)[1])
+
+
+def test_a_single_label_works(hashing_encoder) -> None:
+    one = LabelSet([Label("only", "only label")])
+    positions, scores = Classifier(one).fit().rank(["anything at all", "more text"], k=3)
+    np.testing.assert_array_equal(positions, [[0, -1, -1], [0, -1, -1]])
+    np.testing.assert_allclose(scores[:, 0], 1.0)
+    assert Classifier(one).fit().suggest(["x"]) == [[Suggestion("only", "only label", 1.0)]]
+
+
+@pytest.mark.parametrize(
+    "labels",
+    [LabelSet([Label("only", "only label")]), LabelSet([Label("apple", "apple"), Label("car", "car")])],
+    ids=["one-label", "one-label-wins-everywhere"],
+)
+def test_self_training_with_a_single_pseudo_label_class(hashing_encoder, labels: LabelSet) -> None:
+    pool = [f"apple pie number {word}" for word in EXTRA * 2]
+    positions, _ = Classifier(labels).fit(pool).rank(["apple pie"], k=1)
+    assert positions[0, 0] == 0

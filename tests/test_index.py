@@ -1,0 +1,121 @@
+"""Exact label search (LabelIndex, top_k) and the sparse candidate rows (to_csr, csr_top_k)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from taxonomist.index import LabelIndex, top_k
+from taxonomist.sparse import csr_top_k, to_csr
+
+
+def unit_rows(rng: np.random.Generator, n: int, d: int) -> np.ndarray:
+    x = rng.normal(size=(n, d)).astype(np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+@pytest.fixture
+def vectors() -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(7)
+    return unit_rows(rng, 37, 16), unit_rows(rng, 23, 16)
+
+
+# ---------------------------------------------------------------- LabelIndex
+@pytest.mark.parametrize("block_bytes", [1, 4 * 37 * 5, 2**30])  # < one row, 5 rows per block, all at once
+@pytest.mark.parametrize("k", [1, 5, 37, 50])
+def test_search_equals_brute_force_argsort(vectors, block_bytes: int, k: int) -> None:
+    labels, queries = vectors
+    index = LabelIndex(labels, block_bytes=block_bytes)
+    positions, scores = index.search(queries, k)
+
+    full = queries @ labels.T
+    expected = np.argsort(-full, axis=1, kind="stable")[:, : min(k, len(labels))]
+    assert positions.shape == scores.shape == (len(queries), min(k, len(labels)))
+    assert positions.dtype == np.int64 and scores.dtype == np.float32
+    np.testing.assert_array_equal(positions, expected)
+    np.testing.assert_allclose(scores, np.take_along_axis(full, expected, axis=1), rtol=1e-5, atol=1e-6)
+    assert np.all(np.diff(scores, axis=1) <= 0), "best first"
+
+
+def test_block_smaller_than_a_row_still_takes_one_row(vectors) -> None:
+    labels, _ = vectors
+    assert LabelIndex(labels, block_bytes=1).rows_per_block() == 1
+    assert LabelIndex(labels, block_bytes=4 * 37 * 5).rows_per_block() == 5
+
+
+def test_search_with_bias_ranks_by_similarity_plus_bias(vectors) -> None:
+    labels, queries = vectors
+    bias = np.linspace(-1, 1, len(labels)).astype(np.float32)
+    positions, scores = LabelIndex(labels, block_bytes=4 * 37 * 3).search(queries, 6, bias=bias)
+    full = queries @ labels.T + bias
+    expected = np.argsort(-full, axis=1, kind="stable")[:, :6]
+    np.testing.assert_array_equal(positions, expected)
+    np.testing.assert_allclose(scores, np.take_along_axis(full, expected, axis=1), rtol=1e-5, atol=1e-6)
+
+
+def test_similarities_are_the_dot_products_at_the_given_positions(vectors) -> None:
+    labels, queries = vectors
+    positions = np.random.default_rng(1).integers(0, len(labels), size=(len(queries), 4))
+    positions[0] = [3, 3, 0, 36]  # repeats and both ends
+    got = LabelIndex(labels).similarities(queries, positions)
+    np.testing.assert_allclose(got, np.take_along_axis(queries @ labels.T, positions, axis=1), rtol=1e-5, atol=1e-6)
+
+
+def test_add_makes_new_labels_findable(vectors) -> None:
+    labels, queries = vectors
+    index = LabelIndex(labels[:10])
+    index.add(queries[:2])
+    assert len(index) == 12
+    positions, scores = index.search(queries[:2], 3)
+    np.testing.assert_array_equal(positions[:, 0], [10, 11])
+    np.testing.assert_allclose(scores[:, 0], 1.0, atol=1e-5)
+
+
+def test_top_k_caps_k_at_the_row_width() -> None:
+    scores = np.array([[0.1, 0.9, 0.5], [3.0, -1.0, 2.0]], dtype=np.float32)
+    positions, values = top_k(scores, 10)
+    np.testing.assert_array_equal(positions, [[1, 2, 0], [0, 2, 1]])
+    np.testing.assert_allclose(values, [[0.9, 0.5, 0.1], [3.0, 2.0, -1.0]])
+
+
+# ---------------------------------------------------------------- sparse rows
+def test_to_csr_sums_duplicates_and_drops_padding() -> None:
+    candidates = np.array([[2, 2, -1], [0, -1, -1], [-1, -1, -1]])
+    values = np.array([[0.1, 0.2, 9.0], [0.5, 7.0, 7.0], [4.0, 4.0, 4.0]])
+    matrix = to_csr(candidates, values, n_labels=4)
+    assert matrix.shape == (3, 4)
+    assert matrix.nnz == 2  # one summed duplicate, one single entry; padding values never stored
+    np.testing.assert_allclose(matrix.toarray(), [[0, 0, 0.3, 0], [0.5, 0, 0, 0], [0, 0, 0, 0]], rtol=1e-6)
+
+
+def test_csr_top_k_rows_of_different_lengths_and_empty_rows() -> None:
+    candidates = np.array([[4, 1, 3, 0], [2, -1, -1, -1], [-1, -1, -1, -1], [0, 1, -1, -1]])
+    values = np.array([[0.2, 0.9, 0.5, 0.1], [0.7, 0, 0, 0], [0, 0, 0, 0], [0.3, 0.6, 0, 0]])
+    positions, scores = csr_top_k(to_csr(candidates, values, 5), 3)
+    np.testing.assert_array_equal(positions, [[1, 3, 4], [2, -1, -1], [-1, -1, -1], [1, 0, -1]])
+    np.testing.assert_allclose(
+        scores, [[0.9, 0.5, 0.2], [0.7, -np.inf, -np.inf], [-np.inf] * 3, [0.6, 0.3, -np.inf]], rtol=1e-6
+    )
+    assert positions.dtype == np.int64 and scores.dtype == np.float32
+
+
+def test_csr_top_k_with_k_larger_than_every_row() -> None:
+    matrix = to_csr(np.array([[3, 0], [1, 2]]), np.array([[0.4, 0.8], [0.5, 0.5]]), 4)
+    positions, scores = csr_top_k(matrix, 6)
+    assert positions.shape == (2, 6)
+    np.testing.assert_array_equal(positions[0], [0, 3, -1, -1, -1, -1])
+    assert set(positions[1, :2]) == {1, 2} and np.all(positions[1, 2:] == -1)
+    assert np.all(np.isneginf(scores[:, 2:]))
+
+
+def test_csr_top_k_of_an_all_empty_matrix() -> None:
+    positions, scores = csr_top_k(to_csr(np.full((2, 3), -1), np.zeros((2, 3)), 5), 2)
+    np.testing.assert_array_equal(positions, -1)
+    assert np.all(np.isneginf(scores))
+
+
+def test_csr_top_k_treats_stored_minus_inf_as_padding() -> None:
+    matrix = to_csr(np.array([[0, 1, 2]]), np.array([[0.5, -np.inf, 0.2]]), 3)
+    positions, scores = csr_top_k(matrix, 3)
+    np.testing.assert_array_equal(positions, [[0, 2, -1]])
+    assert np.isneginf(scores[0, 2])
