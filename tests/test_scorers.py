@@ -204,7 +204,8 @@ def test_self_training_learns_two_clusters_and_floors_unseen_labels() -> None:
     rng = np.random.default_rng(0)
     a = np.array([1, 0, 0], np.float32) + 0.1 * rng.normal(size=(20, 3)).astype(np.float32)
     b = np.array([0, 1, 0], np.float32) + 0.1 * rng.normal(size=(20, 3)).astype(np.float32)
-    scorer = SelfTrainingScorer().fit(np.vstack([a, b]), np.array([2] * 20 + [4] * 20), n_labels=6)
+    pool = Batch(["x"] * 40, np.vstack([a, b]))
+    scorer = SelfTrainingScorer().fit(pool, np.array([2] * 20 + [4] * 20), n_labels=6)
     batch = Batch(["a", "b"], np.array([[1, 0, 0], [0, 1, 0]], np.float32))
     out = scorer.score(batch, np.array([[2, 4, 0], [2, 4, 5]]))
     assert out[0, 0] > out[0, 1] and out[1, 1] > out[1, 0]
@@ -214,7 +215,7 @@ def test_self_training_learns_two_clusters_and_floors_unseen_labels() -> None:
 
 def test_self_training_scores_padding_minus_inf() -> None:
     vectors = np.array([[1, 0], [0.9, 0.1], [0, 1], [0.1, 0.9]], np.float32)
-    scorer = SelfTrainingScorer().fit(vectors, np.array([0, 0, 1, 1]), n_labels=2)
+    scorer = SelfTrainingScorer().fit(Batch(["x"] * 4, vectors), np.array([0, 0, 1, 1]), n_labels=2)
     out = scorer.score(Batch(["a"], vectors[:1]), np.array([[0, -1]]))
     assert np.isneginf(out[0, 1])
 

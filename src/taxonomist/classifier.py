@@ -134,7 +134,7 @@ class Classifier:
         if self.self_training > 0 and len(pool.texts) >= SELF_TRAINING_DOCS_PER_LABEL * len(self.labels):
             best = csr_top_k(posteriors, 1)[0][:, 0]
             if len(np.unique(best)) > 1:  # one pseudo-label class teaches nothing (and sklearn refuses it)
-                adaptation.self_training = SelfTrainingScorer().fit(pool.vectors, best, len(self.labels))
+                adaptation.self_training = SelfTrainingScorer().fit(pool, best, len(self.labels))
         return adaptation
 
     # ------------------------------------------------------------------ scoring

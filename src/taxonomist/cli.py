@@ -163,6 +163,10 @@ def _prepare(args: argparse.Namespace, need_gold: bool = False):
     from .corpus import read_documents
     from .labels import read_labels
 
+    if args.quiet:  # transformers draws its own "Loading weights" bar unless told not to
+        from transformers.utils import logging as transformers_logging
+
+        transformers_logging.disable_progress_bar()
     if args.k < 1:
         raise InputError(f"-k must be at least 1, got {args.k}", fix="ask for one or more suggestions per document")
     labels = read_labels(args.labels)

@@ -2,8 +2,9 @@
 
 The zero-shot scorer compares each document with a few words of label text; a classifier fitted on
 thousands of pseudo-labelled documents learns what those documents have in common beyond those words,
-and corrects labels whose text alone is a poor description (measured on 91 names-only subjects: +3 P@1).
-It needs several documents per label, so it switches on only when the pool is large enough.
+and corrects labels whose text alone is a poor description (measured on the train split of 91
+names-only subjects: P@1 35.7 → 37.3; TF-IDF word features beside the embedding did not help: 36.5).
+It needs several documents per label, so the classifier switches it on only for a large pool.
 """
 
 from __future__ import annotations
@@ -21,14 +22,14 @@ class SelfTrainingScorer:
         self.C = C
         self.max_iter = max_iter
 
-    def fit(self, vectors: np.ndarray, pseudo_labels: np.ndarray, n_labels: int) -> "SelfTrainingScorer":
-        self.model_ = LogisticRegression(C=self.C, max_iter=self.max_iter).fit(vectors, pseudo_labels)
+    def fit(self, batch: Batch, pseudo_labels: np.ndarray, n_labels: int) -> "SelfTrainingScorer":
+        self.model_ = LogisticRegression(C=self.C, max_iter=self.max_iter).fit(batch.vectors, pseudo_labels)
         self.column_ = np.full(n_labels, -1, dtype=np.int64)
         self.column_[self.model_.classes_] = np.arange(len(self.model_.classes_))
         return self
 
     def score(self, batch: Batch, candidates: np.ndarray) -> np.ndarray:
-        """Log-probabilities of the candidates under the pseudo-label classifier."""
+        """Log-probabilities of the candidates under the pseudo-label classifier; -inf at padding."""
         proba = self.model_.predict_proba(batch.vectors)
         cols = self.column_[np.maximum(candidates, 0)]
         out = np.take_along_axis(proba, np.maximum(cols, 0), axis=1)
