@@ -10,10 +10,8 @@ import sys
 from collections.abc import Iterator, Sequence
 from itertools import islice
 
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-
-from . import __version__  # noqa: E402
-from .errors import InputError, TaxonomistError  # noqa: E402
+from . import __version__
+from .errors import InputError, TaxonomistError
 
 BATCH = 2000  # documents scored at once: bounds memory, keeps progress moving
 POOL = 20_000  # unlabeled documents used to adapt (context, priors, neighbour graph)

@@ -69,21 +69,18 @@ class StaticEncoder:
                 where=str(folder),
                 fix="delete this folder to distill it again, or pass another model2vec folder",
             ) from error
+        self._table = np.asarray(self._model.embedding, dtype=np.float32)
         self.dim = int(self._model.dim)
-        self.identity = f"model2vec:{folder.name}@sha256:{_folder_digest(folder, cache)}"
+        self.identity = f"model2vec:{folder.name}@sha256:{_folder_digest(folder, cache)}|pool=float32"
 
     def encode(self, texts: Sequence[str], *, show_progress: bool = False) -> np.ndarray:
-        texts = check_texts(texts)
-        if not texts:
-            return np.zeros((0, self.dim), dtype=np.float32)
-        vectors = self._model.encode(
-            texts,
-            max_length=None,  # model2vec truncates at 512 tokens unless told not to
-            batch_size=_BATCH,
-            show_progress_bar=show_progress,
-            use_multiprocessing=False,
+        # model2vec's own encode loops in Python per length bucket; a sparse (texts × vocabulary) matrix
+        # product with the token table gives the same mean ~2× faster.
+        model = self._model
+        return pooled_token_vectors(
+            model.tokenizer, self._table, check_texts(texts), show_progress,
+            mapping=model.token_mapping, weights=model.weights, skip_id=model.unk_token_id,
         )
-        return l2_normalize(vectors)  # model2vec gives float16
 
 
 def _distilled(source: str, cache: Path) -> Path:
@@ -157,20 +154,35 @@ class WordLlamaEncoder:
         self.identity = f"wordllama:l2_supercat_256@{version}|dim={dim}"
 
     def encode(self, texts: Sequence[str], *, show_progress: bool = False) -> np.ndarray:
-        from scipy.sparse import csr_matrix
-        from tqdm.auto import tqdm
+        return pooled_token_vectors(self._tokenizer, self._table, check_texts(texts), show_progress)
 
-        texts = check_texts(texts)
-        out = np.empty((len(texts), self.dim), dtype=np.float32)
-        vocab = self._table.shape[0]
-        for start in tqdm(range(0, len(texts), _BATCH), unit="batch", desc="encoding", disable=not show_progress):
-            batch = self._tokenizer.encode_batch_fast(texts[start : start + _BATCH], add_special_tokens=False)
-            ids = [np.asarray(encoding.ids, dtype=np.int64) for encoding in batch]
-            counts = np.fromiter((len(i) for i in ids), dtype=np.int64, count=len(ids))
-            columns = np.clip(np.concatenate(ids), 0, vocab - 1) if counts.sum() else np.zeros(0, np.int64)
-            rows = csr_matrix(
-                (np.ones(len(columns), dtype=np.float32), columns, np.concatenate([[0], np.cumsum(counts)])),
-                shape=(len(ids), vocab),
-            )
-            out[start : start + len(ids)] = rows @ self._table  # sums; the mean's scale vanishes on normalising
-        return l2_normalize(out)
+
+def pooled_token_vectors(
+    tokenizer,
+    table: np.ndarray,
+    texts: list[str],
+    show_progress: bool,
+    *,
+    mapping: np.ndarray | None = None,
+    weights: np.ndarray | None = None,
+    skip_id: int | None = None,
+) -> np.ndarray:
+    """Mean of each text's token vectors (optionally re-mapped and weighted), L2-normalised; a text with
+    no known token gives a zero row."""
+    from scipy.sparse import csr_matrix
+    from tqdm.auto import tqdm
+
+    out = np.zeros((len(texts), table.shape[1]), dtype=np.float32)
+    n_tokens = len(mapping) if mapping is not None else table.shape[0]
+    for start in tqdm(range(0, len(texts), _BATCH), unit="batch", desc="encoding", disable=not show_progress):
+        batch = tokenizer.encode_batch_fast(texts[start : start + _BATCH], add_special_tokens=False)
+        ids = [np.asarray(encoding.ids, dtype=np.int64) for encoding in batch]
+        if skip_id is not None:
+            ids = [i[i != skip_id] for i in ids]
+        counts = np.fromiter((len(i) for i in ids), dtype=np.int64, count=len(ids))
+        tokens = np.clip(np.concatenate(ids), 0, n_tokens - 1) if counts.sum() else np.zeros(0, np.int64)
+        data = weights[tokens].astype(np.float32) if weights is not None else np.ones(len(tokens), np.float32)
+        columns = mapping[tokens] if mapping is not None else tokens
+        rows = csr_matrix((data, columns, np.concatenate([[0], np.cumsum(counts)])), shape=(len(ids), table.shape[0]))
+        out[start : start + len(ids)] = rows @ table  # sums; the mean's scale vanishes on normalising
+    return l2_normalize(out)
