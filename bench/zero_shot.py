@@ -32,7 +32,7 @@ import scipy.sparse as sp  # noqa: E402
 
 from taxonomist.classifier import Classifier  # noqa: E402
 from taxonomist.corpus import read_documents  # noqa: E402
-from taxonomist.encoders import get_encoder  # noqa: E402
+from taxonomist.encoders import CachedEncoder, get_encoder  # noqa: E402
 from taxonomist.evaluate import evaluate  # noqa: E402
 from taxonomist.labels import LabelSet, Label, read_labels  # noqa: E402
 
@@ -67,7 +67,7 @@ def encoder_speed(spec: str, texts: list[str]) -> tuple[float, float]:
 
     sample = texts[:SPEED_SAMPLE]
     with tempfile.TemporaryDirectory() as tmp:
-        cached = get_encoder(spec, cache_dir=tmp)
+        cached = CachedEncoder(get_encoder(spec, cache_dir=CACHE, use_cache=False), tmp)  # models stay in CACHE
         cached.encoder.encode(["warm up"] * 8)
         start = time.perf_counter()
         cached.encode(sample)

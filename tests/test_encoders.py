@@ -282,7 +282,8 @@ def test_static_encoder_does_not_truncate(static):
 
 
 def test_get_encoder_dispatches(static, cache, minilm):
-    assert isinstance(get_encoder("static", cache_dir=cache, use_cache=False), StaticEncoder)
+    assert isinstance(get_encoder("model2vec", cache_dir=cache, use_cache=False), StaticEncoder)
+    assert isinstance(get_encoder("static", cache_dir=cache, use_cache=False), WordLlamaEncoder)
     folder_encoder = get_encoder(str(static.model_path), cache_dir=cache)
     assert isinstance(folder_encoder, CachedEncoder) and isinstance(folder_encoder.encoder, StaticEncoder)
     assert folder_encoder.identity == static.identity

@@ -49,9 +49,11 @@ class Suggestion:
 class Classifier:
     """Ranks labels for documents from the labels' texts alone, improved by unlabeled documents.
 
-    Unlabeled documents (given to `fit`, or else the batch being classified) teach three things: the
-    domain that bare label names live in (`context`), how common each label is (`prior_*`), and which
-    documents are neighbours whose labels should agree (`propagation_*`).
+    Unlabeled documents (given to `fit`, or else — with `adapt` — the batch being classified) teach four
+    things: the domain that bare label names live in (`context`), how common each label is (`prior_*`),
+    which documents are neighbours whose labels should agree (`propagation_*`), and, from a large pool,
+    what documents of each label share beyond its name (`self_training`, the weight of a classifier
+    fitted on the pool's own best labels).
     """
 
     def __init__(

@@ -63,7 +63,9 @@ def _model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--labels", required=True, help="labels file (JSONL, CSV, TSV or SKOS: Turtle, RDF/XML, N-Triples)")
     p.add_argument("--docs", required=True, help="documents: .jsonl, .csv, .tsv, .txt (one per line), a folder, or -")
     p.add_argument("-k", type=int, default=5, help="suggestions per document (default 5)")
-    p.add_argument("--encoder", default="default", help="default (bundled MiniLM), static, wordllama, or a model path")
+    p.add_argument("--encoder", default="default",
+                   help="default (bundled MiniLM), static (wordllama), model2vec (distilled from MiniLM), "
+                   "or a model folder")
     p.add_argument("--unlabeled", help="unlabeled documents to adapt to (default: the documents being classified)")
     p.add_argument("--context", default="auto", help="domain of bare label names, e.g. 'computing'; 'auto' reads it "
                    "off the documents; '' for none")

@@ -24,14 +24,19 @@ __all__ = [
 def get_encoder(
     spec: str = "default", *, cache_dir: str | os.PathLike[str] | None = None, use_cache: bool = True
 ) -> Encoder:
-    """"default"/"minilm" (bundled MiniLM), "static" (model2vec distilled from it), "wordllama",
-    a model2vec folder, or any sentence-transformers folder or locally cached model name."""
+    """"default"/"minilm" (bundled MiniLM); "static"/"wordllama" (wordllama's static token table);
+    "model2vec" (a static model distilled from the bundled MiniLM on first use); a model2vec folder; or any
+    sentence-transformers folder or locally cached model name.
+
+    "static" is wordllama by measurement (bench/zero_shot.py): zero-shot P@1 35.7 vs 19.3 (foldoc) and
+    43.2 vs 41.4 (WordNet) for the distilled model2vec, and faster (7.8k vs 6.4k docs/s).
+    """
     encoder: Encoder
     if spec in ("default", "minilm"):
         encoder = TransformerEncoder("default", cache_dir=cache_dir)
-    elif spec == "static":
+    elif spec == "model2vec":
         encoder = StaticEncoder("default", cache_dir=cache_dir)
-    elif spec == "wordllama":
+    elif spec in ("static", "wordllama"):
         encoder = WordLlamaEncoder()
     elif Path(spec).is_dir() and is_model2vec_folder(spec):
         encoder = StaticEncoder(spec, cache_dir=cache_dir)

@@ -9,6 +9,8 @@ from ..index import LabelIndex
 from ..labels import LabelSet
 from . import Batch
 
+DENSE_FACTOR = 8  # score all labels densely when there are at most this many per candidate slot
+
 
 class LabelTextScorer:
     """Each label embedded through several text views (name: description, ancestor path, aliases); a
@@ -57,9 +59,14 @@ class LabelTextScorer:
 
     def score(self, batch: Batch, candidates: np.ndarray) -> np.ndarray:
         safe = np.maximum(candidates, 0)
+        # Few labels: one matrix product over all of them beats gathering (n, C, d) candidate vectors.
+        dense = self.view_vectors_.shape[1] <= DENSE_FACTOR * candidates.shape[1]
         sims = np.zeros(candidates.shape, dtype=np.float32)
         for view in self.view_vectors_:
-            sims += np.einsum("nd,ncd->nc", batch.vectors, view[safe], optimize=True)
+            if dense:
+                sims += np.take_along_axis(batch.vectors @ view.T, safe, axis=1)
+            else:
+                sims += np.einsum("nd,ncd->nc", batch.vectors, view[safe], optimize=True)
         sims /= len(self.view_vectors_)
         return np.where(candidates >= 0, sims, -np.inf).astype(np.float32)
 
