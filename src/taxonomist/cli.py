@@ -146,7 +146,8 @@ def run_eval(args: argparse.Namespace) -> int:
         from .report import write_report
 
         settings = {"labels": args.labels, "docs": args.docs, "encoder": args.encoder, "documents": n,
-                    "adapt": not args.no_adapt, "context": ", ".join(classifier.contexts_) or "none"}
+                    "adapt": not args.no_adapt, "hierarchy": args.hierarchy,
+                    "context": ", ".join(classifier.contexts_) or "none"}
         write_report(result, args.report, title=f"taxonomist eval: {os.path.basename(args.docs)}", extra=settings)
         if not args.quiet:
             print(f"wrote report to {args.report}", file=sys.stderr)
