@@ -198,9 +198,12 @@ def _pool(path: str, args: argparse.Namespace) -> list[str]:
     if path == "-":
         raise InputError("documents on standard input can be read only once, but adapting reads them twice",
                          where="<stdin>", fix="pass --no-adapt, or --unlabeled FILE, or write the documents to a file")
+    from tqdm import tqdm
+
     rng = random.Random(0)
     sample: list[str] = []
-    for i, doc in enumerate(read_documents(path, skip_invalid=args.skip_invalid, max_chars=args.max_doc_chars)):
+    docs = read_documents(path, skip_invalid=args.skip_invalid, max_chars=args.max_doc_chars)
+    for i, doc in enumerate(tqdm(docs, desc="reading", unit=" docs", disable=args.quiet, file=sys.stderr)):
         if i < POOL:
             sample.append(doc.text)
         elif (j := rng.randrange(i + 1)) < POOL:
