@@ -86,6 +86,14 @@ def test_without_adaptation_the_ranking_is_plain_cosine(hashing_encoder) -> None
     np.testing.assert_allclose(scores, np.take_along_axis(posterior, positions, axis=1), atol=1e-5)
 
 
+def test_static_encoders_skip_self_training() -> None:
+    """A static encoder's pseudo-labels are too noisy to self-train on; priors and neighbours still apply."""
+    encoder = HashingEncoder()
+    encoder.static = True
+    pool = Classifier(FLAT, encoder=encoder).fit(POOL).pool_
+    assert pool.self_training is None and pool.prior is not None and pool.propagation is not None
+
+
 def test_fit_on_unlabeled_then_rank_is_deterministic(hashing_encoder) -> None:
     first = Classifier(FLAT).fit(POOL)
     assert first.pool_ is not None and first.pool_.self_training is not None

@@ -291,6 +291,7 @@ def test_get_encoder_dispatches(static, cache, minilm):
     default = get_encoder("minilm", cache_dir=cache)
     assert isinstance(default.encoder, TransformerEncoder) and default.identity == minilm.identity
     assert default.path == cache / "embeddings.sqlite3"
+    assert folder_encoder.static and not default.static  # the cache passes on what kind of encoder it wraps
 
 
 def test_default_cache_dir_follows_the_environment(monkeypatch, tmp_path):

@@ -30,6 +30,7 @@ class CachedEncoder:
         self.path = resolve_cache_dir(cache_dir) / "embeddings.sqlite3"
         self.identity = encoder.identity
         self.dim = encoder.dim
+        self.static = getattr(encoder, "static", False)
         self._prefix = hashlib.sha256(self.identity.encode() + b"\0")
 
     def keys(self, texts: Sequence[str]) -> list[bytes]:

@@ -49,6 +49,8 @@ class StaticEncoder:
     from there afterwards.
     """
 
+    static = True  # a token table, no context: see Classifier's self-training gate
+
     def __init__(
         self, source: str | os.PathLike[str] = "default", *, cache_dir: str | os.PathLike[str] | None = None
     ) -> None:
@@ -122,6 +124,8 @@ class WordLlamaEncoder:
     logger, and its loader looks for the tokenizer in a folder the wheel does not have.
     `dim` below 256 keeps the leading (Matryoshka) dimensions.
     """
+
+    static = True  # a token table, no context: see Classifier's self-training gate
 
     DIMS = (64, 128, 256)
 
