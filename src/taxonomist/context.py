@@ -15,7 +15,7 @@ from sklearn.feature_extraction.text import CountVectorizer
 
 from .encoders.base import Encoder
 
-SAMPLE_DOCS = 1000  # documents read for the vocabulary: on foldoc 1,000 and 5,000 pick the same words (9 of 10)
+SAMPLE_DOCS = 5000  # documents read for the vocabulary; more changes little and costs time
 CANDIDATE_WORDS = 200  # most frequent content words considered
 
 
