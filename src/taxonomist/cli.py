@@ -54,7 +54,8 @@ def _parser() -> argparse.ArgumentParser:
     labels = commands.add_parser("labels", help="inspect a label set")
     label_commands = labels.add_subparsers(dest="labels_command", required=True, metavar="ACTION")
     check = label_commands.add_parser("check", help="validate a label file and summarise it")
-    check.add_argument("labels", help="labels file (JSONL, CSV, TSV or SKOS)")
+    check.add_argument("labels", help="labels file (JSONL, CSV, TSV, SKOS, or an Annif TSV/CSV vocabulary)")
+    check.add_argument("--language", default="en", help="label language of SKOS and Annif CSV vocabularies")
     check.set_defaults(run=run_labels_check)
     return parser
 
@@ -62,6 +63,7 @@ def _parser() -> argparse.ArgumentParser:
 def _model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--labels", required=True, help="labels file (JSONL, CSV, TSV or SKOS: Turtle, RDF/XML, N-Triples)")
     p.add_argument("--docs", required=True, help="documents: .jsonl, .csv, .tsv, .txt (one per line), a folder, or -")
+    p.add_argument("--language", default="en", help="label language of SKOS and Annif CSV vocabularies")
     p.add_argument("-k", type=int, default=5, help="suggestions per document (default 5)")
     p.add_argument("--encoder", default="default",
                    help="default (bundled MiniLM), static (wordllama), model2vec (distilled from MiniLM), "
@@ -82,7 +84,7 @@ def _model_options(p: argparse.ArgumentParser) -> None:
 def run_labels_check(args: argparse.Namespace) -> int:
     from .labels import read_labels
 
-    labels = read_labels(args.labels)
+    labels = read_labels(args.labels, language=args.language)
     depth = max((len(labels.path(i)) for i in range(len(labels))), default=0)
     described = sum(bool(label.description) for label in labels)
     roots = sum(not label.parents for label in labels)
@@ -170,7 +172,7 @@ def _prepare(args: argparse.Namespace, need_gold: bool = False):
         transformers_logging.disable_progress_bar()
     if args.k < 1:
         raise InputError(f"-k must be at least 1, got {args.k}", fix="ask for one or more suggestions per document")
-    labels = read_labels(args.labels)
+    labels = read_labels(args.labels, language=args.language)
     docs = read_documents(args.docs, skip_invalid=args.skip_invalid, max_chars=args.max_doc_chars, label_set=labels)
     if need_gold and args.docs == "-":
         raise InputError("eval needs gold labels, which standard input cannot carry", where="<stdin>",

@@ -21,6 +21,7 @@ class Label:
     parents: tuple[str, ...] = ()
     aliases: tuple[str, ...] = ()
     where: str = ""  # "file:line" or subject IRI, for error messages
+    notation: str = ""  # a thesaurus's own code for the concept (skos:notation, Annif's notation column)
 
 
 @dataclass
@@ -107,11 +108,15 @@ class LabelSet:
     @cached_property
     def fingerprint(self) -> str:
         """Content hash: a saved model or cache knows which label set it was built for."""
-        payload = json.dumps(
-            [[l.id, l.name, l.description, list(l.parents), list(l.aliases)] for l in self.labels],
-            ensure_ascii=False,
-        )
+        payload = json.dumps([_content(label) for label in self.labels], ensure_ascii=False)
         return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def _content(label: Label) -> list:
+    """The notation is appended only when there is one, so label sets without notations keep the
+    fingerprints that models saved before notations existed recorded."""
+    fields = [label.id, label.name, label.description, list(label.parents), list(label.aliases)]
+    return fields + [label.notation] if label.notation else fields
 
 
 def validate(label_set: LabelSet) -> None:
@@ -188,8 +193,9 @@ def _find_cycle(labels: list[Label]) -> list[str]:
     return []
 
 
-def read_labels(path: str | Path) -> LabelSet:
-    """Read a label file; the format is detected from the file (see taxonomist.formats)."""
+def read_labels(path: str | Path, language: str = "en") -> LabelSet:
+    """Read a label file; the format is detected from the file (see taxonomist.formats). `language` picks the
+    names of multilingual vocabularies (SKOS, Annif CSV); single-language formats ignore it."""
     from .formats import read_label_file  # formats builds Labels, so it imports this module
 
-    return LabelSet(read_label_file(Path(path)), source=str(path))
+    return LabelSet(read_label_file(Path(path), language), source=str(path))

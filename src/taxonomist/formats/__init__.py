@@ -16,7 +16,7 @@ from pathlib import Path
 from ..corpus import STDIN, Document
 from ..errors import InputError
 from ..labels import Label
-from . import delimited, jsonl, lines, textdir
+from . import annif, delimited, jsonl, lines, textdir
 from ._text import require_file
 
 SUFFIXES = {
@@ -41,6 +41,8 @@ DELIMITERS = {"csv": ",", "tsv": "\t"}
 HEADER_WORDS = {"id", "name", "text"}  # a first line naming one of these columns is a table's header
 SNIFF_BYTES = 4096
 LABEL_EXTENSIONS = ".jsonl, .csv, .tsv, .ttl, .rdf, .nt"
+# An Annif TSV vocabulary line: a URI (bracketed or not), then a tab
+ANNIF_TSV_LINE = re.compile(r"(<[^>\s]*>|https?://\S*)\t")
 DOCUMENT_EXTENSIONS = ".jsonl, .csv, .tsv, .txt (one document per line), or a folder of .txt files"
 
 
@@ -73,11 +75,15 @@ def _sniff(path: Path) -> str:
     return "lines"
 
 
-def read_label_file(path: Path) -> list[Label]:
+def read_label_file(path: Path, language: str = "en") -> list[Label]:
     require_file(path)
-    kind = detect(path)
+    kind = detect_labels(path)
     if kind == "jsonl":
         return jsonl.read_labels(path)
+    if kind == "annif-tsv":
+        return annif.read_tsv_labels(path)
+    if kind == "annif-csv":
+        return annif.read_csv_labels(path, language)
     if kind in DELIMITERS:
         return delimited.read_labels(path, DELIMITERS[kind])
     if kind == "lines":
@@ -88,7 +94,27 @@ def read_label_file(path: Path) -> list[Label]:
         )
     from . import skos  # rdflib takes a quarter of a second to import, and only SKOS files need it
 
-    return skos.read_labels(path, kind)
+    return skos.read_labels(path, kind, language)
+
+
+def detect_labels(path: Path) -> str:
+    """detect(), with Annif's vocabularies told apart from our tables by their first line: a TSV without our
+    header, or any file whose first line is a URI then a tab, is Annif's TSV; a CSV header naming `uri` or a
+    `label_<lang>` column, and neither `id` nor `name`, is Annif's CSV."""
+    kind = detect(path)
+    if kind not in ("tsv", "csv", "lines", "xml"):
+        return kind
+    with path.open("rb") as f:
+        first = f.readline(SNIFF_BYTES).decode("utf-8", errors="replace").lstrip("\ufeff").strip("\r\n")
+    if ANNIF_TSV_LINE.match(first.lstrip()):
+        return "annif-tsv"
+    if kind == "tsv" and not HEADER_WORDS & {cell.strip().lower() for cell in first.split("\t")}:
+        return "annif-tsv"
+    header = {cell.strip().lower() for cell in first.split(",")}
+    annif_csv = "uri" in header or any(cell.startswith(annif.LABEL_PREFIX) for cell in header)
+    if kind in ("csv", "lines") and annif_csv and not header & {"id", "name"}:
+        return "annif-csv"
+    return kind
 
 
 def document_reader(path: str | Path, max_chars: int) -> Callable[[], Iterator[Document | InputError]]:

@@ -1,0 +1,178 @@
+"""Annif's vocabularies read unchanged: SKOS (with deprecation, languages, hidden labels, notations, the
+parse-once cache), TSV and CSV."""
+
+from pathlib import Path
+
+import pytest
+
+from taxonomist.errors import InputError
+from taxonomist.formats import skos
+from taxonomist.labels import read_labels
+
+DATA = Path(__file__).parent / "data"
+Y = "http://example.org/yso/"
+S = "http://example.org/s/"
+SKOS_PREFIX = "@prefix skos: <http://www.w3.org/2004/02/skos/core#> .\n"
+
+
+def write(tmp_path: Path, name: str, content: str) -> Path:
+    path = tmp_path / name
+    path.write_text(content, encoding="utf-8")
+    return path
+
+
+def error_of(path: Path) -> InputError:
+    with pytest.raises(InputError) as info:
+        read_labels(path)
+    assert info.value.fix, "every error says how to fix it"
+    return info.value
+
+
+@pytest.fixture
+def fresh_cache(tmp_path, monkeypatch) -> Path:
+    folder = tmp_path / "cache"
+    monkeypatch.setenv("TAXONOMIST_CACHE_DIR", str(folder))
+    return folder / "vocab"
+
+
+# --- SKOS ---------------------------------------------------------------------------------------------
+
+
+def test_skos_poly_hierarchy_without_the_deprecated_concept(fresh_cache):
+    labels = read_labels(DATA / "annif_vocab.ttl")
+    by_id = {label.id: label for label in labels}
+    assert set(by_id) == {Y + "sci", Y + "phys", Y + "bio", Y + "biophys"}  # alchemy is deprecated
+    assert by_id[Y + "biophys"].parents == (Y + "bio", Y + "phys")  # the link to alchemy went with it
+    assert by_id[Y + "phys"].parents == (Y + "sci",)  # inverse skos:narrower
+    assert by_id[Y + "bio"].parents == (Y + "sci",)
+    assert by_id[Y + "sci"].notation == "500" and by_id[Y + "phys"].notation == "530"
+    assert by_id[Y + "bio"].notation == ""
+
+
+def test_skos_english_names_and_aliases_with_hidden_labels(fresh_cache):
+    by_id = {label.id: label for label in read_labels(DATA / "annif_vocab.ttl")}
+    assert by_id[Y + "sci"].name == "Science"
+    assert by_id[Y + "bio"].name == "Biology"  # untagged
+    assert by_id[Y + "biophys"].name == "Biophysics"  # rdfs:label@en before a Finnish prefLabel
+    assert by_id[Y + "phys"].aliases == ("phsyics", "physical science")  # hidden + alt, no Finnish
+    assert by_id[Y + "bio"].aliases == ("life science",)
+
+
+def test_skos_language_picks_names_and_aliases(fresh_cache):
+    by_id = {label.id: label for label in read_labels(DATA / "annif_vocab.ttl", language="fi")}
+    assert by_id[Y + "sci"].name == "Tiede"
+    assert by_id[Y + "biophys"].name == "Biofysiikka"
+    assert by_id[Y + "bio"].name == "Biology"  # untagged serves every language
+    assert by_id[Y + "phys"].aliases == ("luonnontiede",)
+
+
+def test_notation_changes_the_fingerprint(tmp_path, fresh_cache):
+    plain = write(tmp_path, "a.ttl", SKOS_PREFIX + '<http://x/a> a skos:Concept ; skos:prefLabel "A" .\n')
+    coded = write(tmp_path, "b.ttl", plain.read_text() + '<http://x/a> skos:notation "1" .\n')
+    assert read_labels(plain).fingerprint != read_labels(coded).fingerprint
+
+
+def test_skos_that_does_not_parse_names_the_line(tmp_path, fresh_cache):
+    path = write(tmp_path, "bad.ttl", SKOS_PREFIX + "<http://x/a> a skos:Concept ;\n  skos:prefLabel 'A' \n")
+    e = error_of(path)
+    assert e.where.startswith(f"{path}:") and "Turtle" in e.what
+
+
+# --- the parse-once cache -----------------------------------------------------------------------------
+
+
+def refuse_to_parse(*args, **kwargs):
+    raise AssertionError("rdflib parsed the file although it was cached")
+
+
+def test_second_read_comes_from_the_cache(monkeypatch, fresh_cache):
+    first = read_labels(DATA / "annif_vocab.ttl")
+    assert len(list(fresh_cache.glob("*.json"))) == 1
+    monkeypatch.setattr(skos.Graph, "parse", refuse_to_parse)
+    second = read_labels(DATA / "annif_vocab.ttl")
+    assert second.labels == first.labels and second.fingerprint == first.fingerprint
+    with pytest.raises(InputError, match="although it was cached"):  # another language is another entry
+        read_labels(DATA / "annif_vocab.ttl", language="fi")
+
+
+def test_a_changed_file_is_parsed_again(tmp_path, monkeypatch, fresh_cache):
+    path = write(tmp_path, "v.ttl", SKOS_PREFIX + '<http://x/a> a skos:Concept ; skos:prefLabel "Old" .\n')
+    assert read_labels(path).names == ["Old"]
+    path.write_text(SKOS_PREFIX + '<http://x/a> a skos:Concept ; skos:prefLabel "New" .\n', encoding="utf-8")
+    assert read_labels(path).names == ["New"]
+    monkeypatch.setattr(skos.Graph, "parse", refuse_to_parse)
+    assert read_labels(path).names == ["New"]
+
+
+def test_a_corrupt_cache_entry_is_a_miss(fresh_cache):
+    read_labels(DATA / "annif_vocab.ttl")
+    (entry,) = fresh_cache.glob("*.json")
+    entry.write_text("{not json", encoding="utf-8")
+    assert len(read_labels(DATA / "annif_vocab.ttl")) == 4
+    assert entry.read_text(encoding="utf-8").startswith("[")  # rewritten
+
+
+# --- Annif TSV ----------------------------------------------------------------------------------------
+
+
+def test_tsv_with_and_without_brackets_and_notation():
+    labels = read_labels(DATA / "annif_vocab.tsv")
+    assert labels.ids == [S + "1", S + "2", S + "3"]
+    assert labels.names == ["Science", "Physics", "Biology"]
+    assert [label.notation for label in labels] == ["500", "", "570"]
+    assert labels[2].where.endswith("annif_vocab.tsv:4")  # line 3 is blank
+
+
+def test_tsv_sniffed_without_extension(tmp_path):
+    path = write(tmp_path, "subjects", "<http://x/a>\tA\nhttp://x/b\tB\n")
+    assert read_labels(path).ids == ["http://x/a", "http://x/b"]
+
+
+def test_our_headed_tsv_is_still_ours():
+    assert read_labels(DATA / "labels_tree.tsv").ids == ["sci", "phys", "bio", "biophys"]
+
+
+def test_tsv_line_without_tab(tmp_path):
+    e = error_of(write(tmp_path, "v.tsv", "<http://x/a>\tA\n<http://x/b> B\n"))
+    assert e.where == f"{tmp_path / 'v.tsv'}:2"
+    assert "tab" in e.what and "<URI><TAB>label" in e.fix
+
+
+def test_tsv_with_too_many_fields(tmp_path):
+    e = error_of(write(tmp_path, "v.tsv", "<http://x/a>\tA\t1\textra\n"))
+    assert e.where.endswith("v.tsv:1") and "4" in e.what
+
+
+# --- Annif CSV ----------------------------------------------------------------------------------------
+
+
+def test_csv_two_languages_and_a_deprecated_row():
+    labels = read_labels(DATA / "annif_vocab.csv")
+    assert labels.ids == [S + "1", S + "2", S + "3"]  # s/old has no label: deprecated
+    assert labels.names == ["Science", "Fysiikka", "Biology"]  # no English for 2: the first label column
+    assert [label.notation for label in labels] == ["500", "530", ""]
+    assert labels[2].where.endswith("annif_vocab.csv:5")
+
+
+def test_csv_language_choice():
+    assert read_labels(DATA / "annif_vocab.csv", language="fi").names == ["Tiede", "Fysiikka", "Biologia"]
+
+
+def test_csv_sniffed_without_extension(tmp_path):
+    assert read_labels(write(tmp_path, "vocab", "uri,label_en\nhttp://x/a,A\n")).names == ["A"]
+
+
+def test_csv_without_uri_column(tmp_path):
+    path = write(tmp_path, "v.csv", "subject,label_en,label_fi\nhttp://x/a,A,B\n")
+    e = error_of(path)
+    assert e.where == f"{path}:1" and "'uri'" in e.what
+
+
+def test_csv_with_uri_but_no_label_column(tmp_path):
+    e = error_of(write(tmp_path, "v.csv", "uri,notation\nhttp://x/a,1\n"))
+    assert e.where.endswith("v.csv:1") and "label_<lang>" in e.what
+
+
+def test_csv_row_with_too_many_fields(tmp_path):
+    e = error_of(write(tmp_path, "v.csv", "uri,label_en\nhttp://x/a,A\nhttp://x/b,B,C\n"))
+    assert e.where.endswith("v.csv:3") and "3 fields" in e.what
