@@ -61,3 +61,21 @@ def hashing_encoder(monkeypatch: pytest.MonkeyPatch) -> HashingEncoder:
     encoder = HashingEncoder()
     monkeypatch.setattr("taxonomist.classifier.get_encoder", lambda spec, **_: encoder)
     return encoder
+
+
+def write(tmp_path, name: str, content: str | bytes):
+    """A fixture file in tmp_path, from text (UTF-8) or raw bytes."""
+    path = tmp_path / name
+    path.write_bytes(content if isinstance(content, bytes) else content.encode())
+    return path
+
+
+def label_error(path):
+    """The InputError that reading `path` as labels raises; every error must say how to fix it."""
+    from taxonomist.errors import InputError
+    from taxonomist.labels import read_labels
+
+    with pytest.raises(InputError) as info:
+        read_labels(path)
+    assert info.value.fix, "every error says how to fix it"
+    return info.value

@@ -4,6 +4,8 @@ parse-once cache), TSV and CSV."""
 from pathlib import Path
 
 import pytest
+from conftest import label_error as error_of
+from conftest import write
 
 from taxonomist.errors import InputError
 from taxonomist.formats import skos
@@ -15,17 +17,6 @@ S = "http://example.org/s/"
 SKOS_PREFIX = "@prefix skos: <http://www.w3.org/2004/02/skos/core#> .\n"
 
 
-def write(tmp_path: Path, name: str, content: str) -> Path:
-    path = tmp_path / name
-    path.write_text(content, encoding="utf-8")
-    return path
-
-
-def error_of(path: Path) -> InputError:
-    with pytest.raises(InputError) as info:
-        read_labels(path)
-    assert info.value.fix, "every error says how to fix it"
-    return info.value
 
 
 @pytest.fixture

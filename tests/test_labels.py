@@ -1,6 +1,8 @@
 from pathlib import Path
 
 import pytest
+from conftest import label_error as error_of
+from conftest import write
 
 from taxonomist.errors import InputError
 from taxonomist.labels import Label, LabelSet, read_labels
@@ -10,17 +12,6 @@ T = "http://example.org/t/"
 SKOS = "@prefix skos: <http://www.w3.org/2004/02/skos/core#> .\n"
 
 
-def write(tmp_path: Path, name: str, content: str | bytes) -> Path:
-    path = tmp_path / name
-    path.write_bytes(content if isinstance(content, bytes) else content.encode())
-    return path
-
-
-def error_of(path: Path) -> InputError:
-    with pytest.raises(InputError) as info:
-        read_labels(path)
-    assert info.value.fix, "every error says how to fix it"
-    return info.value
 
 
 # --- every format reads the same little poly-hierarchy -------------------------------------------------
