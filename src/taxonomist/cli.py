@@ -62,7 +62,8 @@ def _parser() -> argparse.ArgumentParser:
 
 def _model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--labels", required=True, help="labels file (JSONL, CSV, TSV or SKOS: Turtle, RDF/XML, N-Triples)")
-    p.add_argument("--docs", required=True, help="documents: .jsonl, .csv, .tsv, .txt (one per line), a folder, or -")
+    p.add_argument("--docs", required=True, help="documents: .jsonl, .csv, .tsv, .txt (one per line), a folder, or - "
+                   "(Annif's TSV/.tsv.gz, CSV, JSONL corpora and full-text folders too)")
     p.add_argument("--language", default="en", help="label language of SKOS and Annif CSV vocabularies")
     p.add_argument("-k", type=int, default=5, help="suggestions per document (default 5)")
     p.add_argument("--encoder", default="default",

@@ -12,6 +12,7 @@ from .errors import InputError
 from .labels import LabelSet
 
 STDIN = "-"
+BY_NAME = "label:"  # prefix of a gold subject given by its preferred label instead of its id
 MAX_PROBLEMS = 20  # messages kept when skipping invalid rows; the count covers all of them
 
 
@@ -45,6 +46,7 @@ class DocumentStream:
         self.skipped = 0
         self.problems: list[str] = []
         self.unknown_labels: Counter[str] = Counter()
+        self._by_name: dict[str, str] | None = None
 
     def __iter__(self) -> Iterator[Document]:
         if self.source == STDIN and self._passes:
@@ -90,11 +92,21 @@ class DocumentStream:
             )
         if self._label_set is None or row.labels is None:
             return row
-        known = tuple(label for label in row.labels if label in self._label_set)
-        if len(known) < len(row.labels):
-            self.unknown_labels.update(label for label in row.labels if label not in self._label_set)
-            return replace(row, labels=known)
-        return row
+        labels = tuple(self._resolve(label) for label in row.labels)
+        known = tuple(dict.fromkeys(label for label in labels if label in self._label_set))
+        self.unknown_labels.update(label for label in labels if label not in self._label_set)
+        return row if known == row.labels else replace(row, labels=known)
+
+    def _resolve(self, label: str) -> str:
+        """A subject given by its preferred label ("label:Physics", from Annif's .key files and JSONL) becomes
+        the id of the label with that name; an unmatched one stays as given and is reported as unknown."""
+        if not label.startswith(BY_NAME):
+            return label
+        if self._by_name is None:
+            self._by_name = {}
+            for item in self._label_set:
+                self._by_name.setdefault(item.name.casefold(), item.id)
+        return self._by_name.get(label[len(BY_NAME) :].strip().casefold(), label)
 
 
 def read_documents(

@@ -8,7 +8,9 @@ whole file (a missing column, an unreadable header) are raised.
 
 from __future__ import annotations
 
+import json
 import re
+import zlib
 from collections.abc import Callable, Iterator
 from functools import partial
 from pathlib import Path
@@ -16,7 +18,7 @@ from pathlib import Path
 from ..corpus import STDIN, Document
 from ..errors import InputError
 from ..labels import Label
-from . import annif, delimited, jsonl, lines, textdir
+from . import annif, annif_corpus, delimited, jsonl, lines, textdir
 from ._text import require_file
 
 SUFFIXES = {
@@ -43,7 +45,9 @@ SNIFF_BYTES = 4096
 LABEL_EXTENSIONS = ".jsonl, .csv, .tsv, .ttl, .rdf, .nt"
 # An Annif TSV vocabulary line: a URI (bracketed or not), then a tab
 ANNIF_TSV_LINE = re.compile(r"(<[^>\s]*>|https?://\S*)\t")
-DOCUMENT_EXTENSIONS = ".jsonl, .csv, .tsv, .txt (one document per line), or a folder of .txt files"
+DOCUMENT_EXTENSIONS = (
+    ".jsonl, .csv, .tsv, .txt (one document per line), Annif's .tsv.gz corpus, or a folder of .txt files"
+)
 
 
 def detect(path: str | Path) -> str:
@@ -105,7 +109,7 @@ def detect_labels(path: Path) -> str:
     if kind not in ("tsv", "csv", "lines", "xml"):
         return kind
     with path.open("rb") as f:
-        first = f.readline(SNIFF_BYTES).decode("utf-8", errors="replace").lstrip("\ufeff").strip("\r\n")
+        first = f.readline().decode("utf-8", errors="replace").lstrip("\ufeff").strip("\r\n")
     if ANNIF_TSV_LINE.match(first.lstrip()):
         return "annif-tsv"
     if kind == "tsv" and not HEADER_WORDS & {cell.strip().lower() for cell in first.split("\t")}:
@@ -123,10 +127,16 @@ def document_reader(path: str | Path, max_chars: int) -> Callable[[], Iterator[D
         raise InputError(
             f"no such file or folder: {path}", where=str(path), fix="check the path and the working directory"
         )
-    kind = detect(path)
+    kind = detect_documents(path)
     if kind == "lines":
         return partial(lines.read_documents, path)
     path = Path(path)
+    if kind == "annif-tsv":
+        return partial(annif_corpus.read_tsv_documents, path)
+    if kind == "annif-csv":
+        return partial(annif_corpus.read_csv_documents, path, max_chars)
+    if kind == "annif-jsonl":
+        return partial(annif_corpus.read_jsonl_documents, path)
     if kind == "jsonl":
         return partial(jsonl.read_documents, path)
     if kind in DELIMITERS:
@@ -138,3 +148,61 @@ def document_reader(path: str | Path, max_chars: int) -> Callable[[], Iterator[D
         where=str(path),
         fix=f"give documents as {DOCUMENT_EXTENSIONS}",
     )
+
+
+def detect_documents(path: str | Path) -> str:
+    """detect(), with Annif's corpora told apart from our documents by their first line: a TSV (or .tsv.gz)
+    without our header whose part after the first tab is URIs; a CSV header naming `subject_uris` or
+    `document_id` and not `id`; JSON Lines whose first object has `subjects` or `document_id`."""
+    if str(path) == STDIN:
+        return "lines"
+    path = Path(path)
+    if path.suffix.lower() == ".gz":
+        return _detect_gzip(path)
+    kind = detect(path)
+    if kind not in ("tsv", "csv", "jsonl"):
+        return kind
+    first = _first_line(path)
+    if kind == "tsv":
+        own_header = HEADER_WORDS & {cell.strip().lower() for cell in first.split("\t")}
+        annif_tsv = not own_header and annif_corpus.looks_like_subjects(first.partition("\t")[2])
+        return "annif-tsv" if annif_tsv else kind
+    if kind == "csv":
+        header = {cell.strip().strip('"').lower() for cell in first.split(",")}
+        return "annif-csv" if header & {"subject_uris", "document_id"} and "id" not in header else kind
+    try:
+        obj = json.loads(first)
+    except json.JSONDecodeError:
+        return kind  # the JSONL reader reports the line
+    return "annif-jsonl" if isinstance(obj, dict) and obj.keys() & {"subjects", "document_id"} else kind
+
+
+def _detect_gzip(path: Path) -> str:
+    """Only Annif's TSV corpus is read compressed; anything else is refused with the way out, not misread."""
+    inner = path.with_suffix("").suffix.lower()
+    if inner in (".tsv", ".tab"):
+        with annif_corpus.open_corpus(path) as f:
+            try:
+                first = f.readline().decode("utf-8", errors="replace").lstrip("\ufeff").strip("\r\n")
+            except (OSError, EOFError, zlib.error) as e:
+                raise InputError(
+                    f"cannot decompress {path}: {e}", where=str(path), fix="check the file with gzip -t"
+                ) from e
+        if "\t" in first and annif_corpus.looks_like_subjects(first.partition("\t")[2]):
+            return "annif-tsv"
+    raise InputError(
+        f"{path} is compressed, and only Annif's TSV corpus (text<TAB><uri> ...) is read compressed",
+        where=str(path),
+        fix=f"decompress it (gunzip {path.name}) and give the uncompressed file",
+    )
+
+
+def _first_line(path: Path) -> str:
+    """The first non-blank line, whole: a long first document still shows its subjects or its closing brace."""
+    require_file(path)
+    with path.open("rb") as f:
+        for data in f:
+            line = data.decode("utf-8", errors="replace").lstrip("\ufeff").strip("\r\n")
+            if line.strip():
+                return line
+    return ""

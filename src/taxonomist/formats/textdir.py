@@ -1,17 +1,27 @@
-"""A folder of .txt files, one document each (id = file stem), with optional gold labels in a sibling
-NAME.labels file (one label id per line)."""
+"""A folder of .txt files, one document each (id = file stem), with optional gold labels in a sibling file:
+NAME.labels (one label id per line), else Annif's NAME.tsv (`<uri><TAB>label` lines: the URI is the label id),
+else Annif's NAME.key (one preferred label per line, kept as "label:<label>" since only the vocabulary can turn
+it into a URI: see formats.annif_corpus)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from ..corpus import Document
 from ..errors import InputError
 from ._text import at, numbered_lines, utf8_error
+from .annif import strip_uri
+from .annif_corpus import LABEL_PREFIX
 
 # UTF-8 needs at most 4 bytes a character, so a file this many times larger than the limit is surely too long
 MAX_BYTES_PER_CHAR = 4
+# Sibling files of gold labels, by precedence, and how each non-blank line becomes a label id
+LABEL_FILES: tuple[tuple[str, Callable[[str], str]], ...] = (
+    (".labels", lambda line: line),
+    (".tsv", lambda line: strip_uri(line.split("\t", 1)[0])),
+    (".key", lambda line: LABEL_PREFIX + line),
+)
 
 
 def read_documents(folder: Path, max_chars: int) -> Iterator[Document | InputError]:
@@ -48,14 +58,19 @@ def _text(path: Path, max_chars: int) -> str:
 
 
 def _labels(path: Path) -> tuple[str, ...] | None:
-    labels_path = path.with_suffix(".labels")
-    if not labels_path.is_file():
-        return None
-    labels = []
-    with labels_path.open("rb") as f:
-        for _, line, error in numbered_lines(f, str(labels_path)):
+    """The first of NAME.labels, NAME.tsv, NAME.key that exists (Annif, too, reads one subject file a document)."""
+    for suffix, label_of in LABEL_FILES:
+        labels_path = path.with_suffix(suffix)
+        if labels_path.is_file():
+            return tuple(dict.fromkeys(label_of(line) for line in _lines(labels_path)))
+    return None
+
+
+def _lines(path: Path) -> Iterator[str]:
+    with path.open("rb") as f:
+        for _, line, error in numbered_lines(f, str(path)):
             if error is not None:
                 raise error
             if line.strip():
-                labels.append(line.strip())
-    return tuple(dict.fromkeys(labels))
+                yield line.strip()
+
