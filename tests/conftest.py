@@ -79,3 +79,14 @@ def label_error(path):
         read_labels(path)
     assert info.value.fix, "every error says how to fix it"
     return info.value
+
+
+def document_error(path, **options):
+    """The InputError that reading all of `path` as documents raises; every error must say how to fix it."""
+    from taxonomist.corpus import read_documents
+    from taxonomist.errors import InputError
+
+    with pytest.raises(InputError) as info:
+        list(read_documents(path, **options))
+    assert info.value.fix, "every error says how to fix it"
+    return info.value

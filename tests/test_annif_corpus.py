@@ -3,9 +3,10 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from conftest import document_error as error_of
+from conftest import write
 
 from taxonomist.corpus import read_documents
-from taxonomist.errors import InputError
 from taxonomist.formats import detect_documents
 from taxonomist.labels import Label, LabelSet
 
@@ -13,17 +14,6 @@ DATA = Path(__file__).parent / "data"
 PHYS, SCI, BIO = "http://ex.org/phys", "http://ex.org/sci", "http://ex.org/bio"
 
 
-def write(tmp_path: Path, name: str, content: str | bytes) -> Path:
-    path = tmp_path / name
-    path.write_bytes(content if isinstance(content, bytes) else content.encode())
-    return path
-
-
-def error_of(path, **options) -> InputError:
-    with pytest.raises(InputError) as info:
-        list(read_documents(path, **options))
-    assert info.value.fix, "every error says how to fix it"
-    return info.value
 
 
 @pytest.mark.parametrize("name", ["annif_corpus_short.tsv", "annif_corpus_short.tsv.gz"])

@@ -5,6 +5,8 @@ from itertools import islice
 from pathlib import Path
 
 import pytest
+from conftest import document_error as error_of
+from conftest import write
 
 from taxonomist.corpus import Document, batches, read_documents
 from taxonomist.errors import InputError
@@ -13,17 +15,6 @@ from taxonomist.labels import Label, LabelSet
 DATA = Path(__file__).parent / "data"
 
 
-def write(tmp_path: Path, name: str, content: str | bytes) -> Path:
-    path = tmp_path / name
-    path.write_bytes(content if isinstance(content, bytes) else content.encode())
-    return path
-
-
-def error_of(path, **options) -> InputError:
-    with pytest.raises(InputError) as info:
-        list(read_documents(path, **options))
-    assert info.value.fix, "every error says how to fix it"
-    return info.value
 
 
 @pytest.fixture
