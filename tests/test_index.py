@@ -43,24 +43,6 @@ def test_block_smaller_than_a_row_still_takes_one_row(vectors) -> None:
     assert LabelIndex(labels, block_bytes=4 * 37 * 5).rows_per_block() == 5
 
 
-def test_search_with_bias_ranks_by_similarity_plus_bias(vectors) -> None:
-    labels, queries = vectors
-    bias = np.linspace(-1, 1, len(labels)).astype(np.float32)
-    positions, scores = LabelIndex(labels, block_bytes=4 * 37 * 3).search(queries, 6, bias=bias)
-    full = queries @ labels.T + bias
-    expected = np.argsort(-full, axis=1, kind="stable")[:, :6]
-    np.testing.assert_array_equal(positions, expected)
-    np.testing.assert_allclose(scores, np.take_along_axis(full, expected, axis=1), rtol=1e-5, atol=1e-6)
-
-
-def test_similarities_are_the_dot_products_at_the_given_positions(vectors) -> None:
-    labels, queries = vectors
-    positions = np.random.default_rng(1).integers(0, len(labels), size=(len(queries), 4))
-    positions[0] = [3, 3, 0, 36]  # repeats and both ends
-    got = LabelIndex(labels).similarities(queries, positions)
-    np.testing.assert_allclose(got, np.take_along_axis(queries @ labels.T, positions, axis=1), rtol=1e-5, atol=1e-6)
-
-
 def test_add_makes_new_labels_findable(vectors) -> None:
     labels, queries = vectors
     index = LabelIndex(labels[:10])

@@ -20,11 +20,7 @@ def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 class LabelIndex:
-    """Label vectors (L2-normalised, float32) searched exactly by cosine similarity.
-
-    An additive per-label bias (e.g. a log prior) can be given at search time, so that the shortlist is
-    taken under the same ranking the caller will use.
-    """
+    """Label vectors (L2-normalised, float32) searched exactly by cosine similarity."""
 
     def __init__(self, vectors: np.ndarray, *, block_bytes: int = BLOCK_BYTES) -> None:
         self.vectors = np.ascontiguousarray(vectors, dtype=np.float32)
@@ -36,9 +32,7 @@ class LabelIndex:
     def rows_per_block(self) -> int:
         return max(1, self.block_bytes // (4 * max(1, len(self))))
 
-    def search(
-        self, queries: np.ndarray, k: int, *, bias: np.ndarray | None = None
-    ) -> tuple[np.ndarray, np.ndarray]:
+    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Top-k labels per query row: (positions int64 (n, k), scores float32 (n, k))."""
         n = queries.shape[0]
         k = min(k, len(self))
@@ -47,14 +41,8 @@ class LabelIndex:
         step = self.rows_per_block()
         for start in range(0, n, step):
             block = queries[start : start + step] @ self.vectors.T
-            if bias is not None:
-                block += bias
             positions[start : start + step], scores[start : start + step] = top_k(block, k)
         return positions, scores
-
-    def similarities(self, queries: np.ndarray, positions: np.ndarray) -> np.ndarray:
-        """Cosine of each query with the labels at `positions` (n, c): exact re-scoring of a shortlist."""
-        return np.einsum("nd,ncd->nc", queries, self.vectors[positions], optimize=True)
 
     def add(self, vectors: np.ndarray) -> None:
         """Append labels: a new label is suggestible as soon as its vector is in the index."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..encoders.base import Encoder
+from ..encoders.base import Encoder, l2_normalize
 from ..index import LabelIndex
 from ..labels import LabelSet
 from . import Batch
@@ -33,7 +33,7 @@ class LabelTextScorer:
                 views.append(v)
         self.views_ = tuple(views) or ("name",)
         self.view_vectors_ = self._embed(available, label_set, encoder, range(len(label_set)), show_progress)
-        self.index_ = LabelIndex(_normalise(self.view_vectors_.mean(axis=0)))
+        self.index_ = LabelIndex(l2_normalize(self.view_vectors_.mean(axis=0)))
         return self
 
     def _embed(
@@ -52,7 +52,7 @@ class LabelTextScorer:
         owners_arr = np.asarray(owners)
         grid = np.zeros((len(self.views_) * len(positions), vectors.shape[1]), dtype=np.float32)
         np.add.at(grid, owners_arr, vectors)
-        return _normalise(grid).reshape(len(self.views_), len(positions), -1)
+        return l2_normalize(grid).reshape(len(self.views_), len(positions), -1)
 
     def shortlist(self, batch: Batch, size: int) -> tuple[np.ndarray, np.ndarray]:
         return self.index_.search(batch.vectors, size)
@@ -75,8 +75,4 @@ class LabelTextScorer:
         start = self.view_vectors_.shape[1]
         vectors = self._embed(label_set.text_views(), label_set, encoder, range(start, len(label_set)), False)
         self.view_vectors_ = np.concatenate([self.view_vectors_, vectors], axis=1)
-        self.index_.add(_normalise(vectors.mean(axis=0)))
-
-
-def _normalise(x: np.ndarray) -> np.ndarray:
-    return (x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)).astype(np.float32)
+        self.index_.add(l2_normalize(vectors.mean(axis=0)))
