@@ -90,17 +90,17 @@ def test_static_encoders_skip_self_training() -> None:
     """A static encoder's pseudo-labels are too noisy to self-train on; priors and neighbours still apply."""
     encoder = HashingEncoder()
     encoder.static = True
-    pool = Classifier(FLAT, encoder=encoder).fit(POOL).pool_
+    pool = Classifier(FLAT, encoder=encoder).fit(unlabeled=POOL).pool_
     assert pool.self_training is None and pool.prior is not None and pool.propagation is not None
 
 
 def test_fit_on_unlabeled_then_rank_is_deterministic(hashing_encoder) -> None:
-    first = Classifier(FLAT).fit(POOL)
+    first = Classifier(FLAT).fit(unlabeled=POOL)
     assert first.pool_ is not None and first.pool_.self_training is not None
     assert first.pool_.prior is not None and first.pool_.propagation is not None
     positions, scores = first.rank(DOCS, k=3)
     again_positions, again_scores = first.rank(DOCS, k=3)
-    refit_positions, refit_scores = Classifier(FLAT).fit(POOL).rank(DOCS, k=3)
+    refit_positions, refit_scores = Classifier(FLAT).fit(unlabeled=POOL).rank(DOCS, k=3)
     np.testing.assert_array_equal(positions, again_positions)
     np.testing.assert_array_equal(positions, refit_positions)
     np.testing.assert_array_equal(scores, again_scores)
@@ -127,7 +127,7 @@ def test_hierarchy_modes_on_a_two_level_tree(hashing_encoder, hierarchy: str) ->
 def test_broad_lets_the_prior_pick_the_parent_many_documents_reach(hashing_encoder) -> None:
     def top_two(hierarchy: str) -> list[int]:
         # Prior alone: no contexts, no neighbours.
-        classifier = Classifier(TREE, hierarchy=hierarchy, context="", propagation_alpha=0.0).fit(ANIMAL_POOL)
+        classifier = Classifier(TREE, hierarchy=hierarchy, context="", propagation_alpha=0.0).fit(unlabeled=ANIMAL_POOL)
         return classifier.rank(["a dog sleeps"], k=2)[0][0].tolist()
 
     broad, specific = top_two("broad"), top_two("specific")
@@ -167,5 +167,5 @@ def test_a_single_label_works(hashing_encoder) -> None:
 )
 def test_self_training_with_a_single_pseudo_label_class(hashing_encoder, labels: LabelSet) -> None:
     pool = [f"apple pie number {word}" for word in EXTRA * 2]
-    positions, _ = Classifier(labels).fit(pool).rank(["apple pie"], k=1)
+    positions, _ = Classifier(labels).fit(unlabeled=pool).rank(["apple pie"], k=1)
     assert positions[0, 0] == 0

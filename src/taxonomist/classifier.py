@@ -1,4 +1,4 @@
-"""Classifier: label text, unlabeled documents and (later) examples, combined into ranked suggestions."""
+"""Classifier: label text, unlabeled documents and labelled examples, combined into ranked suggestions."""
 
 from __future__ import annotations
 
@@ -6,18 +6,25 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import scipy.sparse as sp
+from sklearn.base import BaseEstimator
 from sklearn.exceptions import NotFittedError
 
 from .context import domain_words
 from .encoders import Encoder, get_encoder
-from .labels import LabelSet
+from .errors import InputError
+from .fusion import Fusion, label_counts
+from .labels import Label, LabelSet
 from .scorers import Batch
 from .scorers.hierarchy import HierarchyScorer
 from .scorers.label_text import LabelTextScorer
+from .scorers.linear import LinearScorer
+from .scorers.neighbours import NeighbourScorer
 from .scorers.prior import PriorScorer, softmax_rows
 from .scorers.propagation import PropagationScorer
+from .scorers.prototype import PrototypeScorer
 from .scorers.self_training import SelfTrainingScorer
-from .sparse import csr_top_k, to_csr
+from .sparse import csr_lookup, csr_top_k, to_csr, union
 
 # Auto context embeds each bare label once per context word: skip it when that would be too many texts.
 AUTO_CONTEXT_WORDS = 10
@@ -30,6 +37,15 @@ HIERARCHY_DISCOUNT = {"broad": 1.0, "specific": 0.9, "off": None}
 # wordllama at most of the static path's time; +1.2 to +1.5 with MiniLM.
 SELF_TRAINING_DOCS_PER_LABEL = 10
 SELF_TRAINING_SHORTLIST = 50
+# Scorers that learn from labelled examples (see scorers/), all on by default.
+SUPERVISED = ("prototypes", "linear", "neighbours", "sparse")
+DEFAULT_SUPERVISED = ("prototypes", "linear", "neighbours")  # TEMP until sparse lands
+# Fusion learns from held-out documents: this share of the examples, at most MAX_HOLDOUT documents.
+HOLDOUT_SHARE = 0.2
+MAX_HOLDOUT = 3000
+MIN_HOLDOUT = 20
+MIN_FUSION_DOCS = 1000
+MAX_FOLDS = 5
 
 
 @dataclass
@@ -41,6 +57,17 @@ class Adaptation:
     self_training: SelfTrainingScorer | None = None
 
 
+@dataclass
+class Learners:
+    """Scorers fitted on labelled examples; each None when switched off."""
+
+    prototypes: PrototypeScorer | None = None
+    linear: LinearScorer | None = None
+    neighbours: NeighbourScorer | None = None
+    sparse: object | None = None  # SparseXMCScorer, imported only when used
+    counts: np.ndarray | None = None  # examples per label
+
+
 @dataclass(frozen=True)
 class Suggestion:
     label_id: str
@@ -48,14 +75,19 @@ class Suggestion:
     score: float
 
 
-class Classifier:
-    """Ranks labels for documents from the labels' texts alone, improved by unlabeled documents.
+class Classifier(BaseEstimator):
+    """Ranks labels for documents from the labels' texts, improved by unlabeled documents and by examples.
 
     Unlabeled documents (given to `fit`, or else — with `adapt` — the batch being classified) teach four
     things: the domain that bare label names live in (`context`), how common each label is (`prior_*`),
     which documents are neighbours whose labels should agree (`propagation_*`), and, from a large pool,
     what documents of each label share beyond its name (`self_training`, the weight of a classifier
     fitted on the pool's own best labels).
+
+    Labelled examples switch on the `supervised` scorers: prototypes (label text moved towards its
+    examples), a ridge head anchored on label text, nearest examples and a sparse XMC model on words. A
+    fusion learnt on held-out examples weighs them against the zero-shot evidence by label frequency, so
+    labels without examples are still suggested; scores are then probabilities that a label applies.
     """
 
     def __init__(
@@ -73,7 +105,12 @@ class Classifier:
         propagation_neighbours: int = 10,
         propagation_alpha: float = 0.5,
         self_training: float = 0.5,
+        supervised: tuple[str, ...] = DEFAULT_SUPERVISED,
+        prototype_shrinkage: float = 4.0,
+        linear_alpha: float = 1.0,
+        neighbours: int = 20,
         adapt: bool = True,
+        random_state: int = 0,
         show_progress: bool = False,
     ) -> None:
         self.labels = labels
@@ -88,12 +125,27 @@ class Classifier:
         self.propagation_neighbours = propagation_neighbours
         self.propagation_alpha = propagation_alpha
         self.self_training = self_training
+        self.supervised = supervised
+        self.prototype_shrinkage = prototype_shrinkage
+        self.linear_alpha = linear_alpha
+        self.neighbours = neighbours
         self.adapt = adapt
+        self.random_state = random_state
         self.show_progress = show_progress
 
     # ------------------------------------------------------------------ fitting
-    def fit(self, unlabeled: Sequence[str] | None = None) -> "Classifier":
-        """Embed the labels; with unlabeled texts, also learn context, priors and the neighbour graph."""
+    def fit(
+        self,
+        texts: Sequence[str] | None = None,
+        label_ids: Sequence[Sequence[str]] | None = None,
+        *,
+        unlabeled: Sequence[str] | None = None,
+    ) -> "Classifier":
+        """Embed the labels; learn from labelled examples (`texts` with their `label_ids`) when given, and
+        from unlabeled texts the domain context, label priors and the neighbour graph."""
+        unknown = sorted(set(self.supervised) - set(SUPERVISED))
+        if unknown:
+            raise ValueError(f"unknown supervised scorers {unknown}; choose from {SUPERVISED}")
         self.encoder_ = get_encoder(self.encoder) if isinstance(self.encoder, str) else self.encoder
         pool = self._encode(unlabeled) if unlabeled else None
         self.contexts_ = self._contexts(unlabeled, pool)
@@ -101,8 +153,80 @@ class Classifier:
             self.labels, self.encoder_, show_progress=self.show_progress
         )
         self.hierarchy_ = self._hierarchy()
+        self.learners_, self.fusion_ = Learners(), None
+        if texts is not None and len(texts):
+            if label_ids is None or len(label_ids) != len(texts):
+                raise ValueError("give one list of label ids per text")
+            self._fit_examples(list(texts), self._encode(texts), self._targets(label_ids))
         self.pool_ = None if pool is None else self._adapt(Batch(list(unlabeled), pool))
         return self
+
+    def _targets(self, label_ids: Sequence[Sequence[str]]) -> sp.csr_matrix:
+        """0/1 (n, L) matrix of the examples' labels; an id outside the label set is an error."""
+        rows, cols, unknown = [], [], []
+        for row, ids in enumerate(label_ids):
+            for label_id in ids:
+                try:
+                    cols.append(self.labels.index_of(label_id))
+                    rows.append(row)
+                except KeyError:
+                    unknown.append(label_id)
+        if unknown:
+            shown = ", ".join(repr(u) for u in sorted(set(unknown))[:5])
+            raise InputError(f"{len(unknown):,} example labels are not in the label set ({shown})",
+                             fix="add them to the label set, or drop them from the examples")
+        return sp.csr_matrix((np.ones(len(rows), np.float32), (rows, cols)), shape=(len(label_ids), len(self.labels)))
+
+    def _fit_examples(self, texts: list[str], vectors: np.ndarray, targets: sp.csr_matrix) -> None:
+        """Cross-fitting: learners fitted without a held-out fold score it, the fusion learns from those
+        scores, then learners are fitted on everything. Folds are added (up to MAX_FOLDS) until
+        MIN_FUSION_DOCS documents have been held out, so small example sets still teach the fusion."""
+        n = len(texts)
+        fold_size = min(MAX_HOLDOUT, int(HOLDOUT_SHARE * n))
+        if fold_size < MIN_HOLDOUT:  # too few to learn weights from: prototypes alone decide
+            self.learners_ = self._fit_learners(texts, vectors, targets, only=("prototypes",))
+            return
+        folds = np.array_split(np.random.default_rng(self.random_state).permutation(n), round(n / fold_size))
+        folds = folds[: max(1, min(MAX_FOLDS, -(-MIN_FUSION_DOCS // fold_size)))]
+        everything = Batch(texts, vectors)
+        parts = []
+        for held in folds:
+            held = np.sort(held)
+            rest = np.setdiff1d(np.arange(n), held)
+            learners = self._fit_learners([texts[i] for i in rest], vectors[rest], targets[rest])
+            # Adapt to all the examples' texts (labels unused), as rank() adapts to a whole batch or pool.
+            adaptation = self._batch_adaptation(everything, learners)
+            candidates, scores = self._supervised_scores(Batch([texts[i] for i in held], vectors[held]), learners,
+                                                         adaptation)
+            parts.append((candidates, scores, learners.counts[np.maximum(candidates, 0)],
+                          csr_lookup(targets[held], candidates) > 0))
+        width = max(c.shape[1] for c, *_ in parts)
+        scores = {name: np.vstack([_pad(s[name], width, -np.inf) for _, s, _, _ in parts]) for name in parts[0][1]}
+        counts = np.vstack([_pad(c, width, 0) for *_, c, _ in parts])
+        truth = np.vstack([_pad(t, width, False) for *_, t in parts])
+        fusion = Fusion().fit(scores, counts, truth)
+        # Keep the fusion only where it ranks the held-out documents better than the adapted prototype
+        # posteriors alone (with few examples per label it can be worse: its weights come from weaker folds).
+        fused_hits = _top1_hits(fusion.decision(scores, counts), truth)
+        self.fusion_ = fusion if fused_hits >= _top1_hits(scores["zero_shot"], truth) else None
+        self.learners_ = self._fit_learners(texts, vectors, targets)
+
+    def _fit_learners(self, texts: list[str], vectors: np.ndarray, targets: sp.csr_matrix,
+                      only: tuple[str, ...] | None = None) -> Learners:
+        chosen = set(self.supervised if only is None else only)
+        text_vectors = self.label_text_.index_.vectors
+        learners = Learners(counts=label_counts(targets))
+        if "prototypes" in chosen:
+            learners.prototypes = PrototypeScorer(self.prototype_shrinkage).fit(text_vectors, vectors, targets)
+        if "linear" in chosen:
+            learners.linear = LinearScorer(self.linear_alpha).fit(text_vectors, vectors, targets)
+        if "neighbours" in chosen:
+            learners.neighbours = NeighbourScorer(self.neighbours).fit(vectors, targets)
+        if "sparse" in chosen:
+            from .scorers.sparse_xmc import SparseXMCScorer
+
+            learners.sparse = SparseXMCScorer().fit(texts, targets)
+        return learners
 
     def _hierarchy(self) -> HierarchyScorer | None:
         if self.hierarchy not in HIERARCHY_DISCOUNT:
@@ -123,9 +247,11 @@ class Classifier:
             return ()
         return tuple(domain_words(texts, vectors, self.encoder_, AUTO_CONTEXT_WORDS))
 
-    def _adapt(self, pool: Batch, shortlist: tuple[np.ndarray, np.ndarray] | None = None) -> Adaptation:
+    def _adapt(self, pool: Batch, shortlist: tuple[np.ndarray, np.ndarray] | None = None,
+               learners: Learners | None = None) -> Adaptation:
         """What the unlabeled pool teaches: label priors, its neighbour graph, a pseudo-label classifier."""
-        candidates, sims = shortlist if shortlist is not None else self._candidates(pool)
+        learners = self.learners_ if learners is None else learners
+        candidates, sims = shortlist if shortlist is not None else self._candidates(pool, learners)
         adaptation = Adaptation()
         if self.prior_iterations > 0:
             adaptation.prior = PriorScorer(self.temperature, self.prior_iterations, self.prior_strength)
@@ -137,6 +263,7 @@ class Classifier:
             posteriors = adaptation.propagation.smooth(pool.vectors, posteriors)
         if (
             self.self_training > 0
+            and learners.prototypes is None  # examples teach what pseudo-labels would, and better
             and not getattr(self.encoder_, "static", False)
             and len(pool.texts) >= SELF_TRAINING_DOCS_PER_LABEL * len(self.labels)
         ):
@@ -145,13 +272,24 @@ class Classifier:
                 adaptation.self_training = SelfTrainingScorer().fit(pool, best, len(self.labels))
         return adaptation
 
+    def _batch_adaptation(self, batch: Batch, learners: Learners | None = None) -> Adaptation:
+        """The unlabeled pool's adaptation; else, with `adapt`, the batch's own; else none."""
+        if getattr(self, "pool_", None) is not None:
+            return self.pool_
+        if self.adapt and len(batch.texts) > 1:
+            return self._adapt(batch, learners=learners)
+        return Adaptation()
+
     # ------------------------------------------------------------------ scoring
-    def _candidates(self, batch: Batch) -> tuple[np.ndarray, np.ndarray]:
-        """Shortlist by label text (plus ancestors in a hierarchy) and exact per-view similarities."""
-        candidates, _ = self.label_text_.shortlist(batch, self.shortlist)
+    def _candidates(self, batch: Batch, learners: Learners | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Shortlist by label text — or prototypes, once there are examples — plus ancestors in a
+        hierarchy, with exact similarities."""
+        learners = self.learners_ if learners is None else learners
+        base = learners.prototypes if learners.prototypes is not None else self.label_text_
+        candidates, _ = base.shortlist(batch, self.shortlist)
         if self.hierarchy_ is not None:
             candidates = self.hierarchy_.expand(candidates)
-        sims = self.label_text_.score(batch, candidates)
+        sims = base.score(batch, candidates)
         if self.hierarchy_ is not None:
             sims = self.hierarchy_.score(candidates, sims)
         return candidates, sims
@@ -163,26 +301,123 @@ class Classifier:
             logits = logits + adaptation.prior.score(batch, candidates)
         return to_csr(candidates, softmax_rows(logits), len(self.labels))
 
-    def rank(self, texts: Sequence[str], k: int = 5) -> tuple[np.ndarray, np.ndarray]:
-        """Top-k label positions and scores (posterior-like, in [0, 1]) per text, best first; -1 pads."""
-        if not hasattr(self, "label_text_"):
-            raise NotFittedError("call fit() before rank() or suggest()")
-        batch = Batch(list(texts), self._encode(texts))
-        candidates, sims = self._candidates(batch)
-        adaptation = self.pool_ if self.pool_ is not None else Adaptation()
-        if self.pool_ is None and self.adapt and len(texts) > 1:
-            adaptation = self._adapt(batch, (candidates, sims))
+    def _zero_shot(self, batch: Batch, adaptation: Adaptation, learners: Learners | None = None) -> sp.csr_matrix:
+        """Posteriors from label text (or prototypes) with priors, propagation and self-training applied."""
+        candidates, sims = self._candidates(batch, learners)
         posteriors = self._posteriors(batch, candidates, sims, adaptation)
         if adaptation.propagation is not None:
             posteriors = adaptation.propagation.smooth(batch.vectors, posteriors)
         if adaptation.self_training is None:
-            return csr_top_k(posteriors, k)
+            return posteriors
         # Geometric mix with the pseudo-label classifier over the best SELF_TRAINING_SHORTLIST candidates.
-        top, probs = csr_top_k(posteriors, max(k, SELF_TRAINING_SHORTLIST))
+        top, probs = csr_top_k(posteriors, SELF_TRAINING_SHORTLIST)
         w = self.self_training
         mixed = (1 - w) * np.log(np.maximum(probs, 1e-12)) + w * adaptation.self_training.score(batch, top)
-        mixed = softmax_rows(np.where(top >= 0, mixed, -np.inf))
-        return csr_top_k(to_csr(top, mixed, len(self.labels)), k)
+        return to_csr(top, softmax_rows(np.where(top >= 0, mixed, -np.inf)), len(self.labels))
+
+    def _supervised_scores(self, batch: Batch, learners: Learners, adaptation: Adaptation):
+        """Candidates (the zero-shot shortlist ∪ the supervised scorers' own) and every scorer's score there."""
+        posteriors = self._zero_shot(batch, adaptation, learners)
+        lists = [csr_top_k(posteriors, self.shortlist)[0]]
+        votes = learners.neighbours.predict(batch.vectors) if learners.neighbours is not None else None
+        predicted = learners.sparse.predict(batch.texts) if learners.sparse is not None else None
+        for matrix in (votes, predicted):
+            if matrix is not None:
+                lists.append(csr_top_k(matrix, self.shortlist)[0])
+        candidates = union(*lists)
+        scores = {
+            "label_text": self.label_text_.score(batch, candidates),
+            "zero_shot": np.log(np.maximum(csr_lookup(posteriors, candidates), 1e-6)),
+        }
+        if learners.prototypes is not None:
+            scores["prototypes"] = learners.prototypes.score(batch, candidates)
+        if learners.linear is not None:
+            scores["linear"] = learners.linear.score(batch, candidates)
+        if votes is not None:
+            scores["neighbours"] = csr_lookup(votes, candidates)
+        if predicted is not None:
+            scores["sparse"] = csr_lookup(predicted, candidates)
+        padding = candidates < 0
+        for values in scores.values():
+            values[padding] = -np.inf
+        return candidates, scores
+
+    def rank(self, texts: Sequence[str], k: int = 5) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k label positions and scores in [0, 1] per text, best first; -1 pads. Scores are posteriors
+        over the labels without examples, and per-label probabilities with them."""
+        self._check_fitted()
+        batch = Batch(list(texts), self._encode(texts))
+        adaptation = self._batch_adaptation(batch)
+        if self.fusion_ is None:
+            return csr_top_k(self._zero_shot(batch, adaptation), k)
+        candidates, scores = self._supervised_scores(batch, self.learners_, adaptation)
+        logits = self.fusion_.decision(scores, self.learners_.counts[np.maximum(candidates, 0)])
+        probabilities = 1 / (1 + np.exp(-np.clip(logits, -30, 30)))
+        return csr_top_k(to_csr(candidates, np.where(candidates >= 0, probabilities, 0), len(self.labels)), k)
+
+    # ------------------------------------------------------------------ growing and keeping
+    def update(self, texts: Sequence[str], label_ids: Sequence[Sequence[str]]) -> dict[str, int]:
+        """Fold new examples into prototypes, the ridge head and the nearest examples, without retraining
+        the sparse model or the fusion; returns what was updated (documents, labels touched)."""
+        self._check_fitted()
+        if self.learners_.prototypes is None:
+            raise InputError("this model was trained without examples, so there is nothing to update",
+                             fix="train it with examples first (taxonomist train --docs ...)")
+        targets = self._targets(label_ids)
+        vectors = self._encode(texts)
+        for learner in (self.learners_.prototypes, self.learners_.linear, self.learners_.neighbours):
+            if learner is not None:
+                learner.update(vectors, targets)
+        new_counts = label_counts(targets)
+        self.learners_.counts = self.learners_.counts + new_counts
+        return {"documents": len(texts), "labels": int((new_counts > 0).sum()),
+                "new_to_examples": int(((new_counts > 0) & (self.learners_.counts == new_counts)).sum())}
+
+    def add_labels(self, labels: Sequence[Label]) -> None:
+        """New labels are suggestible at once: embedded, with text-only prototypes and ridge heads."""
+        self._check_fitted()
+        start = len(self.labels)
+        self.labels = LabelSet([*self.labels, *labels], source=self.labels.source)
+        n_new = len(self.labels) - start
+        self.label_text_.add_labels(self.labels, self.encoder_)
+        self.hierarchy_ = self._hierarchy()
+        text_vectors = self.label_text_.index_.vectors[start:]
+        learners = self.learners_
+        for learner in (learners.prototypes, learners.linear):
+            if learner is not None:
+                learner.add_labels(text_vectors)
+        for learner in (learners.neighbours, learners.sparse):
+            if learner is not None:
+                learner.add_labels(n_new)
+        if learners.counts is not None:
+            learners.counts = np.concatenate([learners.counts, np.zeros(n_new, np.float32)])
+        if self.pool_ is not None:
+            if self.pool_.prior is not None:  # unseen in the pool: the smallest prior any label has
+                log_prior = self.pool_.prior.log_prior_
+                self.pool_.prior.log_prior_ = np.concatenate([log_prior, np.full(n_new, log_prior.min())])
+            if self.pool_.propagation is not None:
+                posteriors = self.pool_.propagation.posteriors_
+                self.pool_.propagation.posteriors_ = sp.hstack(
+                    [posteriors, sp.csr_matrix((posteriors.shape[0], n_new))]).tocsr()
+            self.pool_.self_training = None  # its classes are the old labels only
+
+    def save(self, path: str) -> None:
+        """A model folder (see store.py): written atomically, verified on load, no training data needed."""
+        from . import persist
+
+        self._check_fitted()
+        persist.save(self, path)
+
+    @classmethod
+    def load(cls, path: str, *, encoder: str | Encoder | None = None, labels: LabelSet | None = None) -> "Classifier":
+        """A saved model; `labels`, when given, must be the label set it was saved with."""
+        from . import persist
+
+        return persist.load(cls, path, encoder=encoder, labels=labels)
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "label_text_"):
+            raise NotFittedError("call fit() first")
 
     def suggest(self, texts: Sequence[str], k: int = 5) -> list[list[Suggestion]]:
         positions, scores = self.rank(texts, k)
@@ -191,3 +426,11 @@ class Classifier:
             [Suggestion(ids[p], names[p], float(s)) for p, s in zip(row_p, row_s) if p >= 0]
             for row_p, row_s in zip(positions, scores)
         ]
+
+
+def _pad(values: np.ndarray, width: int, fill) -> np.ndarray:
+    return np.pad(values, ((0, 0), (0, width - values.shape[1])), constant_values=fill)
+
+
+def _top1_hits(scores: np.ndarray, truth: np.ndarray) -> int:
+    return int(truth[np.arange(len(truth)), np.argmax(scores, axis=1)].sum())

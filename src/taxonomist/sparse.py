@@ -42,3 +42,21 @@ def csr_top_k(matrix: sp.csr_matrix, k: int) -> tuple[np.ndarray, np.ndarray]:
     values[:, :take] = np.take_along_axis(dense_vals, part, axis=1)
     positions[~np.isfinite(values)] = -1
     return positions, values
+
+
+def csr_lookup(matrix: sp.csr_matrix, candidates: np.ndarray) -> np.ndarray:
+    """matrix[i, candidates[i, j]] for every slot: 0.0 where the matrix stores nothing, -inf at padding (-1)."""
+    rows = np.repeat(np.arange(candidates.shape[0]), candidates.shape[1])
+    values = np.asarray(matrix[rows, np.maximum(candidates, 0).ravel()]).reshape(candidates.shape)
+    return np.where(candidates >= 0, values, -np.inf).astype(np.float32)
+
+
+def union(*candidate_lists: np.ndarray) -> np.ndarray:
+    """Per row, the distinct positions of several (n, C_i) candidate arrays, padded with -1 (order not kept)."""
+    merged = np.sort(np.concatenate(candidate_lists, axis=1), axis=1)
+    repeated = np.zeros(merged.shape, dtype=bool)
+    repeated[:, 1:] = merged[:, 1:] == merged[:, :-1]
+    merged[repeated] = -1
+    merged = -np.sort(-merged, axis=1)  # real positions first, padding last
+    width = int((merged >= 0).sum(axis=1).max()) if merged.size else 0
+    return np.ascontiguousarray(merged[:, : max(width, 1)])

@@ -1,0 +1,180 @@
+"""Supervised benchmark: taxonomist trained on labelled examples, beside the XMC peers run in the same script.
+
+Two tables per data set:
+1. Full training data: our fused model (zero-shot + prototypes + ridge head + nearest examples + sparse XMC,
+   weighed by a fusion learnt on held-out examples) beside the best of Omikuji (Parabel, Bonsai) and
+   napkinXC (PLT) on TF-IDF, run by ../shared/peers/run.py in the peers' venv: P@1/3/5, nDCG@5, train
+   seconds, predict docs/s, model size.
+2. A learning curve at 1, 4 and 16 examples per label and the full data: ours beside a prototype-only
+   baseline (cosine to prototypes, no fusion, no unlabeled data), with our zero-shot figure as the start.
+
+"train s" excludes encoding (embeddings come from the cache in bench/results/cache) and is reported beside
+the encoding time of the training texts measured uncached; "predict docs/s" is the same for test texts.
+
+usage: python bench/supervised.py [--data ../shared/data] [--datasets foldoc,wordnet-taxonomy]
+                                  [--encoder default] [--shots 1,4,16,full] [--peers parabel,bonsai,plt]
+                                  [--peers-python /tmp/peers-venv/bin/python] [--max-test N] [--json OUT]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+ROOT = Path(__file__).resolve().parent
+sys.path.insert(0, str(ROOT.parent / "src"))
+
+import numpy as np  # noqa: E402
+
+from taxonomist.classifier import Classifier  # noqa: E402
+from taxonomist.corpus import read_documents  # noqa: E402
+from taxonomist.encoders import get_encoder  # noqa: E402
+from taxonomist.evaluate import evaluate  # noqa: E402
+from taxonomist.labels import read_labels  # noqa: E402
+from zero_shot import CACHE, gold_matrix  # noqa: E402
+
+PEERS = ROOT.parent.parent / "shared" / "peers" / "run.py"
+PROTOTYPES_ONLY = dict(supervised=("prototypes",), prior_iterations=0, propagation_alpha=0.0, self_training=0.0,
+                       adapt=False)
+
+
+def few_shot(docs, n: int, seed: int = 0) -> list:
+    """Up to n documents per label (a document counts for all of its labels), drawn at random."""
+    rng = np.random.default_rng(seed)
+    by_label: dict[str, list[int]] = {}
+    for i, doc in enumerate(docs):
+        for label in doc.labels:
+            by_label.setdefault(label, []).append(i)
+    keep: set[int] = set()
+    for members in by_label.values():
+        keep.update(rng.choice(members, min(n, len(members)), replace=False).tolist())
+    return [docs[i] for i in sorted(keep)]
+
+
+def scores(positions, values, gold) -> dict:
+    m = evaluate(positions, values, gold, ks=(1, 3, 5)).metrics
+    return {k: m[k] for k in ("P@1", "P@3", "P@5", "nDCG@5")}
+
+
+def run_ours(labels, train, test_texts, gold, encoder, params: dict, save: bool = False) -> dict:
+    start = time.perf_counter()
+    clf = Classifier(labels, encoder=encoder, **params)
+    clf.fit([d.text for d in train], [d.labels for d in train]) if train else clf.fit()
+    train_s = time.perf_counter() - start
+    start = time.perf_counter()
+    positions, values = clf.rank(test_texts, 5)
+    row = scores(positions, values, gold) | {"train_s": round(train_s, 1),
+                                             "predict_docs_per_s": round(len(test_texts) / (time.perf_counter() - start), 1),
+                                             "train_docs": len(train)}
+    if save:
+        with tempfile.TemporaryDirectory() as tmp:
+            clf.save(Path(tmp) / "model")
+            row["model_mb"] = round(sum(f.stat().st_size for f in Path(tmp).rglob("*") if f.is_file()) / 2**20, 1)
+    return row
+
+
+def encode_rate(spec: str, texts: list[str], sample: int = 1000) -> float:
+    """Uncached docs/s of the encoder on a sample of the texts."""
+    encoder = get_encoder(spec, cache_dir=CACHE, use_cache=False)
+    encoder.encode(["warm up"] * 8)
+    chosen = texts[:sample]
+    start = time.perf_counter()
+    encoder.encode(chosen)
+    return len(chosen) / (time.perf_counter() - start)
+
+
+def run_peers(data: Path, names: str, python: str, max_test: int | None) -> list[dict]:
+    if not Path(python).exists():
+        print(f"peers skipped: {python} missing (run bash ../shared/peers/setup.sh)", file=sys.stderr)
+        return []
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "peers.json"
+        cmd = [python, str(PEERS), str(data), "--only", names, "--json", str(out)]
+        cmd += ["--max-test", str(max_test)] if max_test else []
+        subprocess.run(cmd, check=True, stdout=sys.stderr)
+        return json.loads(out.read_text())["systems"]
+
+
+def bench_dataset(data: Path, spec: str, shots: list[str], peers: str, peers_python: str, max_test: int | None) -> dict:
+    labels = read_labels(data / "labels.jsonl")
+    train = [d for d in read_documents(data / "train.jsonl", skip_invalid=True, label_set=labels) if d.labels]
+    test = list(read_documents(data / "test.jsonl", skip_invalid=True, label_set=labels))[:max_test]
+    test_texts, gold = [d.text for d in test], gold_matrix(test, labels)
+    encoder = get_encoder(spec, cache_dir=CACHE)
+    encoder.encode([d.text for d in train] + test_texts, show_progress=True)  # warm the cache
+    result = {"dataset": data.name, "encoder": spec, "n_labels": len(labels), "n_train": len(train),
+              "n_test": len(test), "encode_docs_per_s": round(encode_rate(spec, test_texts), 1)}
+    result["peers"] = run_peers(data, peers, peers_python, max_test) if peers else []
+    full = run_ours(labels, train, test_texts, gold, encoder, {}, save=True)
+    full["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    result["full"] = full
+    print(f"  {data.name} full: {full}", file=sys.stderr, flush=True)
+    curve = [{"shots": 0, "ours": run_ours(labels, [], test_texts, gold, encoder, {})}]
+    for n in shots:
+        subset = train if n == "full" else few_shot(train, int(n))
+        point = {"shots": n, "ours": full if n == "full" else run_ours(labels, subset, test_texts, gold, encoder, {}),
+                 "prototypes": run_ours(labels, subset, test_texts, gold, encoder, PROTOTYPES_ONLY)}
+        curve.append(point)
+        print(f"  {data.name} {n}-shot: ours {point['ours']['P@1']} prototypes {point['prototypes']['P@1']}",
+              file=sys.stderr, flush=True)
+    result["curve"] = curve
+    return result
+
+
+def print_tables(results: list[dict]) -> None:
+    for r in results:
+        print(f"\n## {r['dataset']} ({r['n_labels']:,} labels, {r['n_train']:,} train, {r['n_test']:,} test; "
+              f"encoder {r['encoder']}, {r['encode_docs_per_s']} docs/s uncached)\n")
+        print("| system | P@1 | P@3 | P@5 | nDCG@5 | train s | predict docs/s | model MB |")
+        print("|---|---|---|---|---|---|---|---|")
+        for p in r["peers"]:
+            print(f"| {p['system']} | {p['P@1']} | {p['P@3']} | {p['P@5']} | {p['nDCG@5']} | {p.get('train_s')} | "
+                  f"{p.get('predict_docs_per_s')} | |")
+        f = r["full"]
+        print(f"| **taxonomist** | {f['P@1']} | {f['P@3']} | {f['P@5']} | {f['nDCG@5']} | {f['train_s']} | "
+              f"{f['predict_docs_per_s']} | {f.get('model_mb')} |")
+        best = max(r["peers"], key=lambda p: p["P@1"], default=None)
+        if best:
+            print(f"\nP@1 {f['P@1'] - best['P@1']:+.2f} and nDCG@5 {f['nDCG@5'] - best['nDCG@5']:+.2f} against the "
+                  f"best peer ({best['system']}); train time ratio {f['train_s'] / max(best.get('train_s') or 1e-9, 1e-9):.2f}; "
+                  f"peak RSS {f['peak_rss_mb']} MB")
+        print("\n| examples per label | train docs | ours P@1 | ours nDCG@5 | prototypes P@1 | prototypes nDCG@5 |")
+        print("|---|---|---|---|---|---|")
+        for point in r["curve"]:
+            o, p = point["ours"], point.get("prototypes", {})
+            print(f"| {point['shots']} | {o['train_docs']} | {o['P@1']} | {o['nDCG@5']} | {p.get('P@1', '')} | "
+                  f"{p.get('nDCG@5', '')} |")
+        zero = r["curve"][0]["ours"]["P@1"]
+        four = next((pt["ours"]["P@1"] for pt in r["curve"] if pt["shots"] == "4"), None)
+        if four is not None:
+            print(f"\n4 examples per label: P@1 {four} vs zero-shot {zero} ({four - zero:+.2f} points)")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--data", default=str(ROOT.parent.parent / "shared" / "data"))
+    ap.add_argument("--datasets", default="foldoc,wordnet-taxonomy")
+    ap.add_argument("--encoder", default="default")
+    ap.add_argument("--shots", default="1,4,16,full")
+    ap.add_argument("--peers", default="parabel,bonsai,plt", help="peer systems to run ('' for none)")
+    ap.add_argument("--peers-python", default=os.environ.get("PEERS_PYTHON", "/tmp/peers-venv/bin/python"))
+    ap.add_argument("--max-test", type=int)
+    ap.add_argument("--json", help="write all results here")
+    a = ap.parse_args()
+    results = [bench_dataset(Path(a.data) / name, a.encoder, a.shots.split(","), a.peers, a.peers_python, a.max_test)
+               for name in a.datasets.split(",")]
+    print_tables(results)
+    if a.json:
+        Path(a.json).write_text(json.dumps(results, indent=1))
+
+
+if __name__ == "__main__":
+    main()

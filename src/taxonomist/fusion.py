@@ -1,0 +1,70 @@
+"""Fusion: how much to trust each scorer, learned from held-out examples, by label-frequency band.
+
+Each (document, candidate label) pair becomes a row of features — every scorer's score, the label's example
+count, its frequency band, and each score interacted with the band — and a logistic regression learns from
+held-out documents (scored by scorers that never saw them: cross-fitting) which pairs are right. The band
+interactions let a label with no examples lean on its text while a frequent one leans on the supervised
+scorers; shared weights cover bands the held-out data never reached (labels added after training).
+The output is a log-odds per pair, so sigmoid(score) is the probability that the label applies.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+import scipy.sparse as sp
+
+# Lower edges of the label-frequency bands: no examples, 1-4, 5-19, 20 or more.
+BANDS = np.array([0, 1, 5, 20])
+
+
+class Fusion:
+    def __init__(self, regularisation: float = 1.0, max_rows: int = 1_000_000, random_state: int = 0) -> None:
+        self.regularisation = regularisation
+        self.max_rows = max_rows
+        self.random_state = random_state
+
+    def fit(self, scores: Mapping[str, np.ndarray], counts: np.ndarray, truth: np.ndarray) -> "Fusion":
+        """Scores (n, C) per scorer at the same candidates (-inf = padding), the candidates' example counts
+        (n, C) and whether each candidate is a gold label of its document (bool (n, C))."""
+        from sklearn.linear_model import LogisticRegression
+
+        self.scorers_ = tuple(scores)
+        valid = np.isfinite(next(iter(scores.values())))
+        features = self._features(scores, counts)[valid.ravel()]
+        target = truth[valid]
+        if len(np.unique(target)) < 2:
+            raise ValueError("fusion needs held-out pairs both right and wrong")
+        rng = np.random.default_rng(self.random_state)
+        if len(target) > self.max_rows:
+            keep = rng.choice(len(target), self.max_rows, replace=False)
+            features, target = features[keep], target[keep]
+        self.mean_ = features.mean(axis=0)
+        self.scale_ = np.where(features.std(axis=0) > 0, features.std(axis=0), 1.0)
+        model = LogisticRegression(C=self.regularisation, max_iter=1000)
+        model.fit((features - self.mean_) / self.scale_, target)
+        self.coef_ = model.coef_.ravel().astype(np.float32)
+        self.intercept_ = float(model.intercept_[0])
+        return self
+
+    def decision(self, scores: Mapping[str, np.ndarray], counts: np.ndarray) -> np.ndarray:
+        """Log-odds (n, C) that each candidate applies; -inf at padding."""
+        first = scores[self.scorers_[0]]
+        features = (self._features(scores, counts) - self.mean_) / self.scale_
+        logits = (features @ self.coef_ + self.intercept_).reshape(first.shape).astype(np.float32)
+        return np.where(np.isfinite(first), logits, -np.inf)
+
+    def _features(self, scores: Mapping[str, np.ndarray], counts: np.ndarray) -> np.ndarray:
+        columns = [np.nan_to_num(scores[name], neginf=0.0).ravel() for name in self.scorers_]
+        columns.append(np.log1p(counts).ravel())
+        band = np.searchsorted(BANDS, counts.ravel(), side="right") - 1
+        onehot = np.eye(len(BANDS), dtype=np.float32)[band]
+        base = np.column_stack(columns).astype(np.float32)
+        interactions = (onehot[:, :, None] * base[:, None, :]).reshape(len(base), -1)
+        return np.hstack([base, onehot, interactions])
+
+
+def label_counts(targets: sp.csr_matrix) -> np.ndarray:
+    """Examples per label (float32 (L,))."""
+    return np.asarray(targets.sum(axis=0), dtype=np.float32).ravel()

@@ -1,0 +1,44 @@
+"""Nearest-examples scorer: the labels of the most similar training documents, voted by similarity.
+
+Strong where a label's documents are varied (a mean vector blurs them) and for labels with a handful of
+examples; adding examples is appending rows.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+
+from ..index import LabelIndex
+from ..sparse import csr_lookup, to_csr
+from . import Batch
+
+
+class NeighbourScorer:
+    def __init__(self, neighbours: int = 20) -> None:
+        self.neighbours = neighbours
+
+    def fit(self, vectors: np.ndarray, targets: sp.csr_matrix) -> "NeighbourScorer":
+        self.index_ = LabelIndex(vectors)
+        self.targets_ = sp.csr_matrix(targets, dtype=np.float32)
+        return self
+
+    def update(self, vectors: np.ndarray, targets: sp.csr_matrix) -> "NeighbourScorer":
+        self.index_.add(vectors)
+        self.targets_ = sp.vstack([self.targets_, sp.csr_matrix(targets, dtype=np.float32)]).tocsr()
+        return self
+
+    def add_labels(self, n_new: int) -> None:
+        self.targets_ = sp.hstack([self.targets_, sp.csr_matrix((self.targets_.shape[0], n_new))]).tocsr()
+
+    def predict(self, vectors: np.ndarray) -> sp.csr_matrix:
+        """(n, L) mean over the k nearest examples of similarity × has-label, in [0, 1]: not normalised by
+        the neighbours' total, so distant neighbours are weak evidence rather than a full vote."""
+        nn, sims = self.index_.search(vectors, self.neighbours)
+        weights = np.maximum(sims, 0) / self.neighbours
+        return (to_csr(nn, weights, len(self.index_)) @ self.targets_).tocsr()
+
+    def score(self, batch: Batch, candidates: np.ndarray, votes: sp.csr_matrix | None = None) -> np.ndarray:
+        votes = self.predict(batch.vectors) if votes is None else votes
+        return csr_lookup(votes, candidates)
+

@@ -1,0 +1,152 @@
+"""Learning from examples: scorers, fusion, saving, loading and growing a model, on the hashing encoder."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from conftest import HashingEncoder
+
+from taxonomist.classifier import Classifier
+from taxonomist.errors import InputError, ModelError
+from taxonomist.labels import Label, LabelSet
+from taxonomist.scorers import Batch
+from taxonomist.scorers.linear import LinearScorer
+from taxonomist.scorers.neighbours import NeighbourScorer
+from taxonomist.scorers.prototype import PrototypeScorer
+
+DENSE = ("prototypes", "linear", "neighbours")
+# Label names that say nothing about the documents: only examples can teach what each label means.
+LABELS = LabelSet([Label("a", "alpha"), Label("b", "beta"), Label("c", "gamma"), Label("d", "delta")])
+WORDS = {"a": "tomato basil garlic", "b": "guitar drum violin", "c": "goalkeeper referee stadium",
+         "d": "comet galaxy telescope"}
+FILLER = ["one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve"]
+TEXTS = [f"{WORDS[l]} {w} {v}" for l in "abc" for w in FILLER for v in FILLER[:3]]  # "d" has no examples
+IDS = [[l] for l in "abc" for _ in range(36)]
+TEST = ["fresh tomato and garlic sauce", "a drum and a violin", "the referee sent the goalkeeper off"]
+
+
+def fitted(**params) -> Classifier:
+    return Classifier(LABELS, encoder=HashingEncoder(), context="", **params).fit(TEXTS, IDS)
+
+
+def top1(classifier: Classifier, texts=TEST) -> list[str]:
+    return [row[0].label_id for row in classifier.suggest(texts, k=1)]
+
+
+def test_examples_teach_labels_whose_names_say_nothing():
+    zero_shot = Classifier(LABELS, encoder=HashingEncoder(), context="").fit()
+    assert top1(zero_shot) != ["a", "b", "c"]
+    classifier = fitted(supervised=DENSE)
+    assert classifier.fusion_ is not None  # 108 examples: enough held out to learn the weights
+    assert top1(classifier) == ["a", "b", "c"]
+    scores = [row[0].score for row in classifier.suggest(TEST, k=1)]
+    assert all(0 < s <= 1 for s in scores)
+
+
+def test_a_label_without_examples_can_still_be_suggested():
+    labels = LabelSet([*LABELS.labels[:3], Label("d", "comet galaxy telescope")])
+    classifier = Classifier(labels, encoder=HashingEncoder(), context="", supervised=DENSE).fit(TEXTS, IDS)
+    assert classifier.learners_.counts[3] == 0
+    assert top1(classifier, ["comet and galaxy seen in a telescope"]) == ["d"]
+
+
+def test_prototypes_move_from_text_to_examples_with_their_count():
+    text = np.eye(2, dtype=np.float32)
+    examples = np.array([[0, 1]] * 8, dtype=np.float32)
+    one = PrototypeScorer(shrinkage=4).fit(text, examples[:1], sp.csr_matrix(np.array([[1, 0]], np.float32)))
+    many = PrototypeScorer(shrinkage=4).fit(text, examples, sp.csr_matrix(np.array([[1, 0]] * 8, np.float32)))
+    toward = lambda s: s.index_.vectors[0] @ np.array([0, 1])
+    assert 0 < toward(one) < toward(many) < 1
+    assert np.allclose(many.index_.vectors[1], [0, 1])  # no examples: its text alone
+
+
+def test_linear_head_keeps_the_text_direction_for_labels_without_examples_and_updates_exactly():
+    rng = np.random.default_rng(0)
+    text = rng.standard_normal((3, 8)).astype(np.float32)
+    x = rng.standard_normal((40, 8)).astype(np.float32)
+    dense = (rng.random((40, 3)) < 0.3).astype(np.float32)
+    dense[:, 2] = 0
+    y = sp.csr_matrix(dense)
+    whole = LinearScorer(alpha=1.0).fit(text, x, y)
+    parts = LinearScorer(alpha=1.0).fit(text, x[:25], y[:25]).update(x[25:], y[25:])
+    assert np.allclose(whole.coef_, parts.coef_, atol=1e-4)
+    # Label 2 has no examples: its head is the ridge solution towards its text vector.
+    expected = np.linalg.solve(x.T @ x + np.eye(8), text[2])
+    assert np.allclose(whole.coef_[:, 2], expected, atol=1e-4)
+
+
+def test_neighbours_vote_with_similarity_and_mark_padding():
+    x = np.array([[1, 0], [0.9, 0.1], [0, 1]], dtype=np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    y = sp.csr_matrix(np.array([[1, 0], [1, 0], [0, 1]], dtype=np.float32))
+    scorer = NeighbourScorer(neighbours=2).fit(x, y)
+    scores = scorer.score(Batch(["q"], np.array([[1, 0]], np.float32)), np.array([[0, 1, -1]]))
+    # Mean over the 2 neighbours of similarity × has-label: both nearest examples carry label 0.
+    assert scores[0, 0] == pytest.approx((1 + x[1, 0]) / 2) and scores[0, 1] == 0.0 and scores[0, 2] == -np.inf
+
+
+def test_unknown_example_labels_are_an_error():
+    with pytest.raises(InputError, match="not in the label set"):
+        Classifier(LABELS, encoder=HashingEncoder(), context="").fit(["text"], [["zzz"]])
+
+
+def test_save_and_load_give_the_same_rankings(tmp_path):
+    classifier = fitted(supervised=DENSE)
+    classifier.fit(TEXTS, IDS, unlabeled=TEST + TEXTS)
+    classifier.save(tmp_path / "model")
+    loaded = Classifier.load(tmp_path / "model", encoder=HashingEncoder())
+    for (p1, s1), (p2, s2) in [(classifier.rank(TEST, 4), loaded.rank(TEST, 4))]:
+        assert (p1 == p2).all() and np.allclose(s1, s2)
+    assert loaded.labels.fingerprint == LABELS.fingerprint
+
+
+def test_load_refuses_another_label_set_or_encoder(tmp_path):
+    fitted(supervised=DENSE).save(tmp_path / "model")
+    other = LabelSet([Label("x", "x")])
+    with pytest.raises(ModelError, match="another label set"):
+        Classifier.load(tmp_path / "model", encoder=HashingEncoder(), labels=other)
+
+    class OtherEncoder(HashingEncoder):
+        identity = "something-else"
+
+    with pytest.raises(ModelError, match="trained with encoder"):
+        Classifier.load(tmp_path / "model", encoder=OtherEncoder())
+
+
+def test_load_refuses_a_damaged_model(tmp_path):
+    fitted(supervised=DENSE).save(tmp_path / "model")
+    arrays = next((tmp_path / "model" / "objects").glob("arrays.*"))
+    arrays.write_bytes(arrays.read_bytes()[:-10])
+    with pytest.raises(ModelError, match="truncated"):
+        Classifier.load(tmp_path / "model", encoder=HashingEncoder())
+
+
+def test_new_labels_are_suggestible_at_once_and_survive_saving(tmp_path):
+    classifier = fitted(supervised=DENSE)
+    classifier.add_labels([Label("e", "volcano lava eruption")])
+    assert top1(classifier, ["the volcano eruption and its lava"]) == ["e"]
+    classifier.save(tmp_path / "model")
+    loaded = Classifier.load(tmp_path / "model", encoder=HashingEncoder())
+    assert top1(loaded, ["the volcano eruption and its lava"]) == ["e"]
+
+
+def test_update_folds_in_new_examples_and_reports_them():
+    classifier = fitted(supervised=DENSE)
+    before = classifier.learners_.counts.copy()
+    query = ["a comet through the telescope"]
+    score_of_d = lambda: {s.label_id: s.score for s in classifier.suggest(query, k=4)[0]}["d"]
+    old = score_of_d()
+    report = classifier.update([f"comet galaxy telescope {w}" for w in FILLER], [["d"]] * len(FILLER))
+    assert report == {"documents": 12, "labels": 1, "new_to_examples": 1}
+    assert classifier.learners_.counts[3] == before[3] + 12
+    assert score_of_d() > old
+    assert top1(classifier, query) == ["d"]
+
+
+def test_few_examples_fall_back_to_prototypes_alone():
+    classifier = Classifier(LABELS, encoder=HashingEncoder(), context="", supervised=DENSE).fit(TEXTS[:3], IDS[:3])
+    assert classifier.fusion_ is None and classifier.learners_.linear is None
+    assert classifier.learners_.prototypes is not None
