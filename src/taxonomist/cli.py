@@ -9,12 +9,15 @@ import random
 import sys
 from collections.abc import Iterator, Sequence
 from itertools import islice
+from pathlib import Path
+from typing import TextIO
 
 from . import __version__
 from .errors import InputError, TaxonomistError
 
 BATCH = 2000  # documents scored at once: bounds memory, keeps progress moving
 POOL = 20_000  # unlabeled documents used to adapt (context, priors, neighbour graph)
+ANNIF_LIMIT, ANNIF_THRESHOLD = 10, 0.0  # annif eval's defaults for --limit and --threshold
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -40,8 +43,12 @@ def _parser() -> argparse.ArgumentParser:
 
     suggest = commands.add_parser("suggest", help="rank labels for each document")
     _model_options(suggest)
-    suggest.add_argument("--out", help="output file (default: standard output); written atomically")
-    suggest.add_argument("--format", choices=["tsv", "csv", "jsonl"], help="default: from --out's extension, else tsv")
+    suggest.add_argument("--out", help="output file (default: standard output); written atomically. With --format "
+                         "annif and a folder of documents: the folder for the NAME.annif files (default: beside them)")
+    suggest.add_argument("--format", choices=["tsv", "csv", "jsonl", "annif"],
+                         help="default: from --out's extension, else tsv. annif: Annif's results, a NAME.annif file "
+                         "per document of a folder (like `annif index`), else one JSON line per document")
+    suggest.add_argument("--force", action="store_true", help="overwrite existing NAME.annif files")
     suggest.set_defaults(run=run_suggest)
 
     evaluate = commands.add_parser("eval", help="score suggestions against the documents' gold labels")
@@ -49,6 +56,12 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--threshold", type=float, default=0.5, help="score threshold for the F1 metrics")
     evaluate.add_argument("--json", action="store_true", help="print the metrics as JSON")
     evaluate.add_argument("--report", help="also write an HTML report with plots to this file")
+    evaluate.add_argument("--annif-limit", type=int, default=ANNIF_LIMIT,
+                          help="Annif's metrics: suggestions per document, as annif eval --limit (default 10)")
+    evaluate.add_argument("--annif-threshold", type=float, default=ANNIF_THRESHOLD,
+                          help="Annif's metrics: lowest score of a suggestion, as annif eval --threshold (default 0)")
+    evaluate.add_argument("--per-label", metavar="FILE.tsv",
+                          help="write Annif's per-subject report (annif eval --results-file) to this file")
     evaluate.set_defaults(run=run_eval)
 
     labels = commands.add_parser("labels", help="inspect a label set")
@@ -77,6 +90,8 @@ def _model_options(p: argparse.ArgumentParser) -> None:
                    "labels (and their ancestors), 'specific' when they carry only their most specific label")
     p.add_argument("--no-adapt", action="store_true", help="plain label-text similarity: no priors, no neighbours")
     p.add_argument("--skip-invalid", action="store_true", help="skip malformed documents and report how many")
+    p.add_argument("--strict", action="store_true", help="a gold label that is not in the label set is an error "
+                   "(default: counted, reported by file and line, and left out)")
     p.add_argument("--max-doc-chars", type=int, default=1_000_000, help="longest document accepted (characters)")
     p.add_argument("--quiet", action="store_true", help="no progress bars or notes")
 
@@ -97,41 +112,96 @@ def run_labels_check(args: argparse.Namespace) -> int:
 
 
 def run_suggest(args: argparse.Namespace) -> int:
-    from .formats.suggestions import atomic_output, format_for, write_rows
+    from .formats import detect_documents
+    from .formats.suggestions import ANNIF, atomic_output, format_for, write_annif_result, write_rows
 
     fmt = format_for(args.out, args.format)
+    if fmt == ANNIF and detect_documents(args.docs) == "textdir":
+        return _suggest_annif_files(args)
     n = written = 0
     with atomic_output(args.out) as handle:  # opened first: a bad --out fails before minutes of encoding
         labels, docs, classifier = _prepare(args)
         for chunk, positions, scores in _ranked_batches(classifier, docs, args):
-            rows = [
-                (doc.id, rank + 1, labels.ids[p], labels.names[p], float(s))
-                for doc, row_p, row_s in zip(chunk, positions, scores)
-                for rank, (p, s) in enumerate(zip(row_p, row_s))
-                if p >= 0
-            ]
-            write_rows(rows, handle, fmt, header=n == 0)
+            hits = [_hits(labels, row_p, row_s) for row_p, row_s in zip(positions, scores)]
+            if fmt == ANNIF:
+                for doc, doc_hits in zip(chunk, hits):
+                    write_annif_result(doc.id, doc_hits, handle)
+            else:
+                rows = [(doc.id, rank + 1, label_id, name, score)
+                        for doc, doc_hits in zip(chunk, hits)
+                        for rank, (label_id, name, _, score) in enumerate(doc_hits)]
+                write_rows(rows, handle, fmt, header=n == 0)
             n += len(chunk)
-            written += len(rows)
+            written += sum(map(len, hits))
     _report_stream(docs, args, n)
     if args.out and not args.quiet:
         print(f"wrote {written:,} suggestions for {n:,} documents to {args.out}", file=sys.stderr)
     return 0
 
 
+def _suggest_annif_files(args: argparse.Namespace) -> int:
+    """Annif's `index` on a folder: NAME.annif beside each NAME.txt (or in the folder --out names), each written
+    atomically. Existing ones are an error before any work unless --force: Annif skips them one by one, which
+    leaves a mix of old and new results."""
+    from .formats.suggestions import ANNIF_SUFFIX, atomic_output, write_annif_hits
+    from .formats.textdir import document_files
+
+    folder = Path(args.out) if args.out else Path(args.docs)
+    if not folder.is_dir():
+        raise InputError("--format annif on a folder of documents writes one NAME.annif file per document, and "
+                         "--out must then be a folder", where=args.out,
+                         fix="give an existing folder as --out, leave --out out to write beside the documents, "
+                         "or use --format jsonl/tsv for one file")
+    if not args.force:
+        targets = [folder / (path.stem + ANNIF_SUFFIX) for path in document_files(Path(args.docs))]
+        existing = [target for target in targets if target.exists()]
+        if existing:
+            raise InputError(f"{len(existing):,} of the {len(targets):,} {ANNIF_SUFFIX} files to write exist already",
+                             where=str(existing[0]), fix="pass --force to overwrite them (as annif index --force), "
+                             "or remove them")
+    labels, docs, classifier = _prepare(args)
+    n = 0
+    for chunk, positions, scores in _ranked_batches(classifier, docs, args):
+        for doc, row_p, row_s in zip(chunk, positions, scores):
+            with atomic_output(str(folder / (doc.id + ANNIF_SUFFIX))) as handle:
+                write_annif_hits(_hits(labels, row_p, row_s), handle)
+        n += len(chunk)
+    _report_stream(docs, args, n)
+    _note(args, f"wrote {n:,} {ANNIF_SUFFIX} files to {folder}")
+    return 0
+
+
 def run_eval(args: argparse.Namespace) -> int:
+    from contextlib import nullcontext
+
+    from .formats.suggestions import atomic_output
+
+    if args.annif_limit < 1:
+        raise InputError(f"--annif-limit must be at least 1, got {args.annif_limit}", where="--annif-limit",
+                         fix="give the number of suggestions per document that Annif's metrics look at, e.g. 10")
+    # opened first: a bad path fails before minutes of encoding, and no half-written report is ever left
+    with atomic_output(args.per_label) if args.per_label else nullcontext() as per_label:
+        _evaluate(args, per_label)
+    if args.per_label and not args.quiet:
+        print(f"wrote the per-label report to {args.per_label}", file=sys.stderr)
+    return 0
+
+
+def _evaluate(args: argparse.Namespace, per_label: TextIO | None) -> None:
     import numpy as np
     import scipy.sparse as sp
 
+    from . import annif_metrics
     from .evaluate import evaluate
 
     labels, docs, classifier = _prepare(args, need_gold=True)
-    ranked, scores, rows, cols = [], [], [], []
+    ranked, scores, rows, cols, annotated = [], [], [], [], []
     n = 0
-    for chunk, positions, chunk_scores in _ranked_batches(classifier, docs, args):
+    for chunk, positions, chunk_scores in _ranked_batches(classifier, docs, args, max(args.k, args.annif_limit)):
         ranked.append(positions)
         scores.append(chunk_scores)
         for i, doc in enumerate(chunk):
+            annotated.append(doc.labels is not None)
             for label_id in doc.labels or ():
                 rows.append(n + i)
                 cols.append(labels.index_of(label_id))
@@ -143,8 +213,23 @@ def run_eval(args: argparse.Namespace) -> int:
         raise InputError(f"none of the {n:,} documents has gold labels from the label set", where=args.docs,
                          fix="give each document a 'labels' field (JSONL) or column (CSV, TSV) of label ids")
     gold = sp.csr_matrix((np.ones(len(rows), np.float32), (rows, cols)), shape=(n, len(labels)))
-    result = evaluate(np.vstack(ranked), np.vstack(scores), gold, threshold=args.threshold, ks=_ks(args.k))
-    print(json.dumps(result.to_dict(), indent=1) if args.json else result.to_text())
+    ranked, scores = np.vstack(ranked), np.vstack(scores)
+    result = evaluate(ranked[:, : args.k], scores[:, : args.k], gold, threshold=args.threshold, ks=_ks(args.k))
+    # Annif evaluates the documents that come with subjects, even when none of them is in the vocabulary
+    mask = np.array(annotated)
+    pred = annif_metrics.predictions(ranked[mask], scores[mask], len(labels), limit=args.annif_limit,
+                                     threshold=args.annif_threshold)
+    annif = annif_metrics.metrics(gold[mask], pred)
+    if args.json:
+        annif_section = {"limit": args.annif_limit, "threshold": args.annif_threshold, "metrics": annif}
+        print(json.dumps(result.to_dict() | {"annif": annif_section}, indent=1))
+    else:
+        print(result.to_text())
+        print(f"\nAnnif's metrics, as annif eval prints them (--limit {args.annif_limit} "
+              f"--threshold {args.annif_threshold:g})")
+        print(annif_metrics.to_text(annif))
+    if per_label is not None:
+        annif_metrics.write_per_subject(gold[mask], pred, labels, per_label)
     if args.report:
         from .report import write_report
 
@@ -154,7 +239,12 @@ def run_eval(args: argparse.Namespace) -> int:
         write_report(result, args.report, title=f"taxonomist eval: {os.path.basename(args.docs)}", extra=settings)
         if not args.quiet:
             print(f"wrote report to {args.report}", file=sys.stderr)
-    return 0
+
+
+def _hits(labels, positions, scores) -> list[tuple[str, str, str, float]]:
+    """One document's suggestions, best first: (label id, name, notation, score)."""
+    return [(labels.ids[p], labels.names[p], labels[p].notation, float(s))
+            for p, s in zip(positions, scores) if p >= 0]
 
 
 # ---------------------------------------------------------------------------- shared steps
@@ -174,7 +264,8 @@ def _prepare(args: argparse.Namespace, need_gold: bool = False):
     if args.k < 1:
         raise InputError(f"-k must be at least 1, got {args.k}", fix="ask for one or more suggestions per document")
     labels = read_labels(args.labels, language=args.language)
-    docs = read_documents(args.docs, skip_invalid=args.skip_invalid, max_chars=args.max_doc_chars, label_set=labels)
+    docs = read_documents(args.docs, skip_invalid=args.skip_invalid, max_chars=args.max_doc_chars, label_set=labels,
+                          strict=args.strict)
     if need_gold and args.docs == "-":
         raise InputError("eval needs gold labels, which standard input cannot carry", where="<stdin>",
                          fix="give a .jsonl, .csv or .tsv file with a labels field")
@@ -186,7 +277,8 @@ def _prepare(args: argparse.Namespace, need_gold: bool = False):
     if args.no_adapt:
         classifier.fit()
     else:
-        pool = _pool(args.unlabeled or args.docs, args)
+        # reading the documents to adapt also checks their gold labels under --strict, before minutes of encoding
+        pool = _pool(args.unlabeled or args.docs, args, None if args.unlabeled else labels)
         _note(args, f"adapting to {len(pool):,} unlabeled documents")
         classifier.fit(unlabeled=pool or None)
         if classifier.contexts_:
@@ -194,7 +286,7 @@ def _prepare(args: argparse.Namespace, need_gold: bool = False):
     return labels, docs, classifier
 
 
-def _pool(path: str, args: argparse.Namespace) -> list[str]:
+def _pool(path: str, args: argparse.Namespace, label_set=None) -> list[str]:
     """Up to POOL texts, a uniform sample (reservoir) of the file: adaptation without holding the corpus."""
     from .corpus import read_documents
 
@@ -205,7 +297,8 @@ def _pool(path: str, args: argparse.Namespace) -> list[str]:
 
     rng = random.Random(0)
     sample: list[str] = []
-    docs = read_documents(path, skip_invalid=args.skip_invalid, max_chars=args.max_doc_chars)
+    docs = read_documents(path, skip_invalid=args.skip_invalid, max_chars=args.max_doc_chars, label_set=label_set,
+                          strict=args.strict)
     for i, doc in enumerate(tqdm(docs, desc="reading", unit=" docs", disable=args.quiet, file=sys.stderr)):
         if i < POOL:
             sample.append(doc.text)
@@ -214,14 +307,15 @@ def _pool(path: str, args: argparse.Namespace) -> list[str]:
     return sample
 
 
-def _ranked_batches(classifier, docs, args) -> Iterator[tuple[list, object, object]]:
+def _ranked_batches(classifier, docs, args, k: int | None = None) -> Iterator[tuple[list, object, object]]:
+    """Documents in chunks of BATCH with their top k (default -k) label positions and scores."""
     from tqdm import tqdm
 
     progress = tqdm(desc="suggesting", unit=" docs", disable=args.quiet, file=sys.stderr)
     iterator = iter(docs)
     try:
         while chunk := list(islice(iterator, BATCH)):
-            positions, scores = classifier.rank([doc.text for doc in chunk], args.k)
+            positions, scores = classifier.rank([doc.text for doc in chunk], k or args.k)
             progress.update(len(chunk))
             yield chunk, positions, scores
     finally:
@@ -236,7 +330,10 @@ def _report_stream(docs, args: argparse.Namespace, n: int) -> None:
     if docs.unknown_labels:
         total = sum(docs.unknown_labels.values())
         top = ", ".join(f"{label!r} ×{count}" for label, count in docs.unknown_labels.most_common(5))
-        print(f"taxonomist: {total:,} gold labels are not in the label set and were not scored ({top})", file=sys.stderr)
+        print(f"taxonomist: {total:,} gold labels are not in the label set and were not scored ({top}); "
+              "--strict makes them an error; first ones:", file=sys.stderr)
+        for where, label in docs.unknown_where[:5]:
+            print(f"  {where}: {label!r}", file=sys.stderr)
 
 
 def _note(args: argparse.Namespace, text: str) -> None:

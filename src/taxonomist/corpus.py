@@ -22,13 +22,17 @@ class Document:
     text: str
     labels: tuple[str, ...] | None = None  # None: unlabeled; () : labeled with no labels
     where: str = ""  # "file:line", for error messages
+    # where each label was given, when a separate file gave them (Annif's NAME.tsv / NAME.key); else `where`
+    label_where: tuple[str, ...] = ()
 
 
 class DocumentStream:
     """Documents from a file, read lazily; each pass re-reads the file (standard input can be read once).
 
-    After a pass: `skipped` and `problems` say what `skip_invalid` passed over, and `unknown_labels` counts gold
-    labels that are not in the label set (dropped from `Document.labels`, never silently: the caller reports them).
+    After a pass: `skipped` and `problems` say what `skip_invalid` passed over, `unknown_labels` counts gold
+    labels that are not in the label set (dropped from `Document.labels`, never silently: the caller reports them)
+    and `unknown_where` names the file and line of the first ones. With `strict`, an unknown gold label is an
+    error instead, as invalid as a malformed row.
     """
 
     def __init__(
@@ -39,13 +43,16 @@ class DocumentStream:
         skip_invalid: bool,
         max_chars: int,
         label_set: LabelSet | None,
+        strict: bool = False,
     ) -> None:
         self.source = source
         self._rows, self._skip_invalid, self._max_chars, self._label_set = rows, skip_invalid, max_chars, label_set
+        self._strict = strict
         self._passes = 0
         self.skipped = 0
         self.problems: list[str] = []
         self.unknown_labels: Counter[str] = Counter()
+        self.unknown_where: list[tuple[str, str]] = []  # (file:line, label), the first MAX_PROBLEMS of them
         self._by_name: dict[str, str] | None = None
 
     def __iter__(self) -> Iterator[Document]:
@@ -56,7 +63,7 @@ class DocumentStream:
                 fix="write the documents to a file and give its path",
             )
         self._passes += 1
-        self.skipped, self.problems, self.unknown_labels = 0, [], Counter()
+        self.skipped, self.problems, self.unknown_labels, self.unknown_where = 0, [], Counter(), []
         first_seen: dict[str, str] = {}  # id -> where: enough to name both lines of a duplicate, without texts
         for row in self._rows():
             try:
@@ -93,9 +100,16 @@ class DocumentStream:
         if self._label_set is None or row.labels is None:
             return row
         labels = tuple(self._resolve(label) for label in row.labels)
+        unknown = [i for i, label in enumerate(labels) if label not in self._label_set]
+        for i in unknown:
+            where = row.label_where[i] if row.label_where else row.where
+            if self._strict:
+                raise _unknown_label_error(labels[i], where)
+            self.unknown_labels[labels[i]] += 1
+            if len(self.unknown_where) < MAX_PROBLEMS:
+                self.unknown_where.append((where, labels[i]))
         known = tuple(dict.fromkeys(label for label in labels if label in self._label_set))
-        self.unknown_labels.update(label for label in labels if label not in self._label_set)
-        return row if known == row.labels else replace(row, labels=known)
+        return row if known == row.labels else replace(row, labels=known, label_where=())
 
     def _resolve(self, label: str) -> str:
         """A subject given by its preferred label ("label:Physics", from Annif's .key files and JSONL) becomes
@@ -109,11 +123,30 @@ class DocumentStream:
         return self._by_name.get(label[len(BY_NAME) :].strip().casefold(), label)
 
 
+def _unknown_label_error(label: str, where: str) -> InputError:
+    if label.startswith(BY_NAME):
+        what = f"the subject {label[len(BY_NAME):]!r}, given by its label, matches no label's name"
+    else:
+        what = f"the gold label {label!r} is not in the label set"
+    return InputError(
+        what,
+        where=where,
+        fix="correct it, or add it to the label set; without --strict, unknown labels are counted, reported and "
+        "left out",
+    )
+
+
 def read_documents(
-    path: str | Path, *, skip_invalid: bool = False, max_chars: int = 1_000_000, label_set: LabelSet | None = None
+    path: str | Path,
+    *,
+    skip_invalid: bool = False,
+    max_chars: int = 1_000_000,
+    label_set: LabelSet | None = None,
+    strict: bool = False,
 ) -> DocumentStream:
     """Documents from a .jsonl, .csv, .tsv or .txt file (one per line), a folder of .txt files, or "-" (stdin,
-    one per line); the format is detected from the path (see taxonomist.formats)."""
+    one per line); the format is detected from the path (see taxonomist.formats). `strict`: a gold label that
+    `label_set` lacks is an error (see DocumentStream)."""
     from .formats import document_reader  # formats builds Documents, so it imports this module
 
     return DocumentStream(
@@ -122,6 +155,7 @@ def read_documents(
         skip_invalid=skip_invalid,
         max_chars=max_chars,
         label_set=label_set,
+        strict=strict,
     )
 
 

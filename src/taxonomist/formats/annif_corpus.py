@@ -73,8 +73,8 @@ def _tsv_document(line: str, number: int, where: str) -> Document | InputError:
 
 def read_csv_documents(path: Path, max_chars: int) -> Iterator[Document | InputError]:
     """Columns other than these three (Annif passes them on as metadata) are ignored."""
-    rows = delimited._rows(path, ",", required=("text",), known=CSV_COLUMNS, max_chars=max_chars)
-    for number, row in rows:
+    records = delimited.rows(path, ",", required=("text",), known=CSV_COLUMNS, max_chars=max_chars)
+    for number, row in records:
         if isinstance(row, InputError):
             yield row
             continue
@@ -89,14 +89,14 @@ def read_csv_documents(path: Path, max_chars: int) -> Iterator[Document | InputE
 
 def read_jsonl_documents(path: Path) -> Iterator[Document | InputError]:
     """A missing or null `subjects` leaves the document unlabeled; [] means labeled with no subjects."""
-    for number, where, obj in jsonl._objects(path):
+    for number, where, obj in jsonl.objects(path):
         if isinstance(obj, InputError):
             yield obj
             continue
         try:
             yield Document(
-                id=jsonl._identifier(obj, "document_id", where, default=str(number)),
-                text=jsonl._string(obj, "text", where, required=True),
+                id=jsonl.identifier(obj, "document_id", where, default=str(number)),
+                text=jsonl.string_field(obj, "text", where, required=True),
                 labels=_subjects(obj.get("subjects"), at(where, field="subjects")),
                 where=where,
             )
@@ -109,7 +109,7 @@ def _subjects(value: Any, where: str) -> tuple[str, ...] | None:
         return None
     fix = 'write "subjects": [{"uri": "http://..."}, {"label": "..."}]'
     if not isinstance(value, list):
-        raise InputError(f"'subjects' must be a list, found {jsonl._kind(value)}", where=where, fix=fix)
+        raise InputError(f"'subjects' must be a list, found {jsonl.kind_of(value)}", where=where, fix=fix)
     labels = []
     for subject in value:
         uri = subject.get("uri") if isinstance(subject, dict) else None

@@ -24,7 +24,7 @@ Row = dict[str, str]
 
 def read_labels(path: Path, delimiter: str) -> list[Label]:
     labels = []
-    for number, row in _rows(path, delimiter, required=("id", "name"), known=LABEL_COLUMNS):
+    for number, row in rows(path, delimiter, required=("id", "name"), known=LABEL_COLUMNS):
         if isinstance(row, InputError):
             raise row
         labels.append(
@@ -43,8 +43,8 @@ def read_labels(path: Path, delimiter: str) -> list[Label]:
 def read_documents(path: Path, delimiter: str, max_chars: int) -> Iterator[Document | InputError]:
     """A row whose 'labels' cell is empty is unlabeled: a table cannot tell 'no labels' from 'not annotated',
     and a partly annotated sheet is the common case."""
-    rows = _rows(path, delimiter, required=("text",), known=DOCUMENT_COLUMNS, max_chars=max_chars)
-    for number, row in rows:
+    records = rows(path, delimiter, required=("text",), known=DOCUMENT_COLUMNS, max_chars=max_chars)
+    for number, row in records:
         if isinstance(row, InputError):
             yield row
             continue
@@ -61,7 +61,7 @@ def _split(cell: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(p.strip() for p in cell.split("|") if p.strip()))
 
 
-def _rows(
+def rows(
     path: Path, delimiter: str, *, required: tuple[str, ...], known: tuple[str, ...], max_chars: int | None = None
 ) -> Iterator[tuple[int, Row | InputError]]:
     """(first line of the record, its cells by lower-cased column name), or an error for a row that cannot be

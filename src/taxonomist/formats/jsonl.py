@@ -16,14 +16,14 @@ from ._text import at, numbered_lines, open_bytes
 
 def read_labels(path: Path) -> list[Label]:
     labels = []
-    for _, where, obj in _objects(path):
+    for _, where, obj in objects(path):
         if isinstance(obj, InputError):
             raise obj
         labels.append(
             Label(
-                id=_identifier(obj, "id", where),
-                name=_string(obj, "name", where, required=True),
-                description=_string(obj, "description", where),
+                id=identifier(obj, "id", where),
+                name=string_field(obj, "name", where, required=True),
+                description=string_field(obj, "description", where),
                 parents=_unique(_ids(obj, "parent", where) + _ids(obj, "parents", where)),
                 aliases=_unique(_aliases(obj, where)),
                 where=where,
@@ -33,14 +33,14 @@ def read_labels(path: Path) -> list[Label]:
 
 
 def read_documents(path: Path) -> Iterator[Document | InputError]:
-    for number, where, obj in _objects(path):
+    for number, where, obj in objects(path):
         if isinstance(obj, InputError):
             yield obj
             continue
         try:
             yield Document(
-                id=_identifier(obj, "id", where, default=str(number)),
-                text=_string(obj, "text", where, required=True),
+                id=identifier(obj, "id", where, default=str(number)),
+                text=string_field(obj, "text", where, required=True),
                 labels=_doc_labels(obj, where),
                 where=where,
             )
@@ -48,7 +48,7 @@ def read_documents(path: Path) -> Iterator[Document | InputError]:
             yield e
 
 
-def _objects(path: Path) -> Iterator[tuple[int, str, dict[str, Any] | InputError]]:
+def objects(path: Path) -> Iterator[tuple[int, str, dict[str, Any] | InputError]]:
     """(line number, where, object) for each non-blank line; the object is an error when the line is not one."""
     source = str(path)
     with open_bytes(path) as f:
@@ -74,20 +74,20 @@ def _parse(line: str, where: str) -> dict[str, Any] | InputError:
         )
     if not isinstance(obj, dict):
         return InputError(
-            f"expected a JSON object, found {_kind(obj)}",
+            f"expected a JSON object, found {kind_of(obj)}",
             where=where,
             fix='write one object per line: {"id": ..., ...}',
         )
     return obj
 
 
-def _kind(value: Any) -> str:
+def kind_of(value: Any) -> str:
     return {dict: "an object", list: "a list", str: "a string", bool: "true/false", type(None): "null"}.get(
         type(value), "a number"
     )
 
 
-def _identifier(obj: dict[str, Any], key: str, where: str, default: str | None = None) -> str:
+def identifier(obj: dict[str, Any], key: str, where: str, default: str | None = None) -> str:
     """Ids may be written as strings or integers; anything else is a mistake."""
     value = obj.get(key)
     if value is None and default is not None:
@@ -96,12 +96,12 @@ def _identifier(obj: dict[str, Any], key: str, where: str, default: str | None =
         raise InputError(f"missing {key!r}", where=at(where, field=key), fix=f"give every line an {key!r}")
     if isinstance(value, bool) or not isinstance(value, (str, int)):
         raise InputError(
-            f"{key!r} must be a string, found {_kind(value)}", where=at(where, field=key), fix=f'write "{key}": "..."'
+            f"{key!r} must be a string, found {kind_of(value)}", where=at(where, field=key), fix=f'write "{key}": "..."'
         )
     return str(value)
 
 
-def _string(obj: dict[str, Any], key: str, where: str, *, required: bool = False) -> str:
+def string_field(obj: dict[str, Any], key: str, where: str, *, required: bool = False) -> str:
     value = obj.get(key)
     if value is None:
         if required:
@@ -109,7 +109,7 @@ def _string(obj: dict[str, Any], key: str, where: str, *, required: bool = False
         return ""
     if not isinstance(value, str):
         raise InputError(
-            f"{key!r} must be a string, found {_kind(value)}", where=at(where, field=key), fix=f'write "{key}": "..."'
+            f"{key!r} must be a string, found {kind_of(value)}", where=at(where, field=key), fix=f'write "{key}": "..."'
         )
     return value
 
@@ -117,7 +117,7 @@ def _string(obj: dict[str, Any], key: str, where: str, *, required: bool = False
 def _string_list(value: Any, key: str, where: str) -> list[str]:
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise InputError(
-            f"{key!r} must be a list of strings, found {_kind(value)}"
+            f"{key!r} must be a list of strings, found {kind_of(value)}"
             + ("" if not isinstance(value, list) else " with non-string items"),
             where=at(where, field=key),
             fix=f'write "{key}": ["a", "b"]',

@@ -1,4 +1,5 @@
-"""Writing suggestions: one row per (document, label), in JSONL, CSV or TSV, written atomically."""
+"""Writing suggestions, atomically: one row per (document, label) in JSONL, CSV or TSV; or Annif's result
+shapes (--format annif): a NAME.annif file per document of a folder, else one JSON line per document."""
 
 from __future__ import annotations
 
@@ -15,9 +16,12 @@ from typing import TextIO
 from ..errors import InputError
 
 FORMATS = ("tsv", "csv", "jsonl")
+ANNIF = "annif"
+ANNIF_SUFFIX = ".annif"  # Annif's `index` writes NAME.annif beside NAME.txt
 COLUMNS = ("doc_id", "rank", "label_id", "label", "score")
 
 Row = tuple[str, int, str, str, float]
+Hit = tuple[str, str, str, float]  # one suggestion of a document: label id (URI), label, notation, score
 
 
 @contextmanager
@@ -59,8 +63,24 @@ def write_rows(rows: Iterable[Row], handle: TextIO, fmt: str, *, header: bool = 
     writer.writerows((d, r, lid, name, f"{score:.4f}") for d, r, lid, name, score in rows)
 
 
+def write_annif_hits(hits: Iterable[Hit], handle: TextIO) -> None:
+    """A NAME.annif file, as annif.cli_util.show_hits writes it: `<uri>`, label, the notation when there is one,
+    and the score to 4 decimals, tab-separated, best first."""
+    for uri, label, notation, score in hits:
+        fields = (f"<{uri}>", label, notation, f"{score:.4f}") if notation else (f"<{uri}>", label, f"{score:.4f}")
+        handle.write("\t".join(fields) + "\n")
+
+
+def write_annif_result(doc_id: str, hits: Iterable[Hit], handle: TextIO) -> None:
+    """One line of Annif's JSONL results (`annif index --no-include-doc` on a corpus file; the REST API's
+    suggest-batch): document_id, then results as {uri, label, notation (null if none), score}."""
+    results = [{"uri": uri, "label": label, "notation": notation or None, "score": score}
+               for uri, label, notation, score in hits]
+    handle.write(json.dumps({"document_id": doc_id, "results": results}, ensure_ascii=False) + "\n")
+
+
 def format_for(path: str | None, requested: str | None) -> str:
-    """--format wins; else the output file's extension; else TSV."""
+    """--format wins (annif only so); else the output file's extension; else TSV."""
     if requested:
         return requested
     suffix = Path(path).suffix.lstrip(".").lower() if path and path != "-" else ""

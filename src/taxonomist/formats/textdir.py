@@ -24,8 +24,8 @@ LABEL_FILES: tuple[tuple[str, Callable[[str], str]], ...] = (
 )
 
 
-def read_documents(folder: Path, max_chars: int) -> Iterator[Document | InputError]:
-    """Lists the folder once, then reads each file only when the iteration reaches it."""
+def document_files(folder: Path) -> list[Path]:
+    """The folder's documents, in the order they are read; writers of per-document results use it too."""
     files = sorted(p for p in folder.iterdir() if p.suffix.lower() == ".txt" and p.is_file())
     if not files:
         raise InputError(
@@ -33,9 +33,21 @@ def read_documents(folder: Path, max_chars: int) -> Iterator[Document | InputErr
             where=str(folder),
             fix="give a folder of .txt files (one document each), or a .jsonl/.csv/.tsv file",
         )
-    for path in files:
+    return files
+
+
+def read_documents(folder: Path, max_chars: int) -> Iterator[Document | InputError]:
+    """Lists the folder once, then reads each file only when the iteration reaches it."""
+    for path in document_files(folder):
         try:
-            yield Document(id=path.stem, text=_text(path, max_chars), labels=_labels(path), where=str(path))
+            labels = _labels(path)
+            yield Document(
+                id=path.stem,
+                text=_text(path, max_chars),
+                labels=None if labels is None else tuple(labels),
+                where=str(path),
+                label_where=() if labels is None else tuple(labels.values()),
+            )
         except InputError as e:
             yield e
 
@@ -57,20 +69,24 @@ def _text(path: Path, max_chars: int) -> str:
         raise utf8_error(data[e.start : e.end], column, at(str(path), line)) from e
 
 
-def _labels(path: Path) -> tuple[str, ...] | None:
-    """The first of NAME.labels, NAME.tsv, NAME.key that exists (Annif, too, reads one subject file a document)."""
+def _labels(path: Path) -> dict[str, str] | None:
+    """Label id -> file:line of its first mention, from the first of NAME.labels, NAME.tsv, NAME.key that exists
+    (Annif, too, reads one subject file a document); the line lets an unknown label be reported where it is."""
     for suffix, label_of in LABEL_FILES:
         labels_path = path.with_suffix(suffix)
         if labels_path.is_file():
-            return tuple(dict.fromkeys(label_of(line) for line in _lines(labels_path)))
+            labels: dict[str, str] = {}
+            for number, line in _lines(labels_path):
+                labels.setdefault(label_of(line), at(str(labels_path), number))
+            return labels
     return None
 
 
-def _lines(path: Path) -> Iterator[str]:
+def _lines(path: Path) -> Iterator[tuple[int, str]]:
     with path.open("rb") as f:
-        for _, line, error in numbered_lines(f, str(path)):
+        for number, line, error in numbered_lines(f, str(path)):
             if error is not None:
                 raise error
             if line.strip():
-                yield line.strip()
+                yield number, line.strip()
 
