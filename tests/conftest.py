@@ -60,6 +60,7 @@ def hashing_encoder(monkeypatch: pytest.MonkeyPatch) -> HashingEncoder:
     """Every encoder spec the classifier asks for becomes the hashing encoder."""
     encoder = HashingEncoder()
     monkeypatch.setattr("taxonomist.classifier.get_encoder", lambda spec, **_: encoder)
+    monkeypatch.setattr("taxonomist.persist.get_encoder", lambda spec, **_: encoder)
     return encoder
 
 

@@ -46,6 +46,7 @@ MAX_HOLDOUT = 3000
 MIN_HOLDOUT = 20
 MIN_FUSION_DOCS = 1000
 MAX_FOLDS = 5
+ADAPT_POOL = 20_000
 
 
 @dataclass
@@ -161,6 +162,13 @@ class Classifier(BaseEstimator):
         self.pool_ = None if pool is None else self._adapt(Batch(list(unlabeled), pool))
         return self
 
+    def adapt_to(self, unlabeled: Sequence[str]) -> "Classifier":
+        """Learn label priors and the neighbour graph from unlabeled texts, e.g. the corpus a loaded model is
+        about to classify; replaces what an earlier pool taught."""
+        self._check_fitted()
+        self.pool_ = self._adapt(Batch(list(unlabeled), self._encode(unlabeled))) if len(unlabeled) else None
+        return self
+
     def _targets(self, label_ids: Sequence[Sequence[str]]) -> sp.csr_matrix:
         """0/1 (n, L) matrix of the examples' labels; an id outside the label set is an error."""
         rows, cols, unknown = [], [], []
@@ -188,14 +196,16 @@ class Classifier(BaseEstimator):
             return
         folds = np.array_split(np.random.default_rng(self.random_state).permutation(n), round(n / fold_size))
         folds = folds[: max(1, min(MAX_FOLDS, -(-MIN_FUSION_DOCS // fold_size)))]
-        everything = Batch(texts, vectors)
+        # Held-out scores adapt to up to ADAPT_POOL of the examples' texts (labels unused), as rank() adapts
+        # to a whole batch or pool.
+        sample = np.random.default_rng(self.random_state).permutation(n)[:ADAPT_POOL]
         parts = []
         for held in folds:
             held = np.sort(held)
             rest = np.setdiff1d(np.arange(n), held)
             learners = self._fit_learners([texts[i] for i in rest], vectors[rest], targets[rest])
-            # Adapt to all the examples' texts (labels unused), as rank() adapts to a whole batch or pool.
-            adaptation = self._batch_adaptation(everything, learners)
+            pool = np.union1d(held, sample[: max(0, ADAPT_POOL - len(held))])
+            adaptation = self._batch_adaptation(Batch([texts[i] for i in pool], vectors[pool]), learners)
             candidates, scores = self._supervised_scores(Batch([texts[i] for i in held], vectors[held]), learners,
                                                          adaptation)
             parts.append((candidates, scores, learners.counts[np.maximum(candidates, 0)],

@@ -64,24 +64,42 @@ def _parser() -> argparse.ArgumentParser:
                           help="write Annif's per-subject report (annif eval --results-file) to this file")
     evaluate.set_defaults(run=run_eval)
 
+    train = commands.add_parser("train", help="learn from labelled documents and save a model folder")
+    _model_options(train, training=True)
+    train.add_argument("--out", help="model folder to write (atomically: a failed save keeps the previous model)")
+    train.add_argument("--update", metavar="DOCS", help="with --model: fold these labelled documents into the model's "
+                       "prototypes, ridge head and nearest examples, without retraining the rest")
+    train.set_defaults(run=run_train)
+
     labels = commands.add_parser("labels", help="inspect a label set")
     label_commands = labels.add_subparsers(dest="labels_command", required=True, metavar="ACTION")
     check = label_commands.add_parser("check", help="validate a label file and summarise it")
     check.add_argument("labels", help="labels file (JSONL, CSV, TSV, SKOS, or an Annif TSV/CSV vocabulary)")
     check.add_argument("--language", default="en", help="label language of SKOS and Annif CSV vocabularies")
     check.set_defaults(run=run_labels_check)
+    add = label_commands.add_parser("add", help="add labels to a saved model: suggestible at once, no retraining")
+    add.add_argument("labels", help="file of new labels (any label format); parents may be labels of the model")
+    add.add_argument("--model", required=True, help="model folder, updated in place (atomically)")
+    add.add_argument("--language", default="en", help="label language of SKOS and Annif CSV vocabularies")
+    add.add_argument("--quiet", action="store_true", help="no progress bars or notes")
+    add.set_defaults(run=run_labels_add)
     return parser
 
 
-def _model_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--labels", required=True, help="labels file (JSONL, CSV, TSV or SKOS: Turtle, RDF/XML, N-Triples)")
-    p.add_argument("--docs", required=True, help="documents: .jsonl, .csv, .tsv, .txt (one per line), a folder, or - "
+def _model_options(p: argparse.ArgumentParser, training: bool = False) -> None:
+    p.add_argument("--labels", help="labels file (JSONL, CSV, TSV or SKOS: Turtle, RDF/XML, N-Triples); with --model "
+                   "optional, and it must then be the label set the model was trained on")
+    p.add_argument("--model", help="a model folder written by `taxonomist train`" +
+                   (" (with --update)" if training else " (default: zero-shot from --labels)"))
+    p.add_argument("--docs", required=not training,
+                   help=("labelled training documents" if training else "documents") +
+                   ": .jsonl, .csv, .tsv, .txt (one per line), a folder, or - "
                    "(Annif's TSV/.tsv.gz, CSV, JSONL corpora and full-text folders too)")
     p.add_argument("--language", default="en", help="label language of SKOS and Annif CSV vocabularies")
-    p.add_argument("-k", type=int, default=5, help="suggestions per document (default 5)")
-    p.add_argument("--encoder", default="default",
-                   help="default (bundled MiniLM), static (wordllama), model2vec (distilled from MiniLM), "
-                   "or a model folder")
+    if not training:
+        p.add_argument("-k", type=int, default=5, help="suggestions per document (default 5)")
+    p.add_argument("--encoder", help="default (bundled MiniLM), static (wordllama), model2vec (distilled from "
+                   "MiniLM), or a model folder; a model keeps the encoder it was trained with")
     p.add_argument("--unlabeled", help="unlabeled documents to adapt to (default: the documents being classified)")
     p.add_argument("--context", default="auto", help="domain of bare label names, e.g. 'computing'; 'auto' reads it "
                    "off the documents; '' for none")
@@ -233,7 +251,8 @@ def _evaluate(args: argparse.Namespace, per_label: TextIO | None) -> None:
     if args.report:
         from .report import write_report
 
-        settings = {"labels": args.labels, "docs": args.docs, "encoder": args.encoder, "documents": n,
+        settings = {"labels": args.labels or args.model, "model": args.model or "none (zero-shot)", "docs": args.docs,
+                    "encoder": classifier.encoder if isinstance(classifier.encoder, str) else "custom", "documents": n,
                     "adapt": not args.no_adapt, "hierarchy": args.hierarchy,
                     "context": ", ".join(classifier.contexts_) or "none"}
         write_report(result, args.report, title=f"taxonomist eval: {os.path.basename(args.docs)}", extra=settings)
@@ -245,6 +264,89 @@ def _hits(labels, positions, scores) -> list[tuple[str, str, str, float]]:
     """One document's suggestions, best first: (label id, name, notation, score)."""
     return [(labels.ids[p], labels.names[p], labels[p].notation, float(s))
             for p, s in zip(positions, scores) if p >= 0]
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from .corpus import read_documents
+    from .labels import read_labels
+
+    if args.update:
+        return _train_update(args)
+    if not args.docs or not args.out:
+        raise InputError("train needs labelled documents and a model folder to write",
+                         fix="pass --docs TRAIN.jsonl --out MODEL/ (or --model MODEL --update MORE.jsonl)")
+    if args.model:
+        raise InputError("--model is for --update; a new model is written with --out", where=args.model,
+                         fix="pass --update MORE.jsonl to add examples to it, or leave --model out")
+    labels = read_labels(_require_labels(args), language=args.language)
+    texts, label_ids = _examples(args.docs, args, labels)
+    classifier = _new_classifier(args, labels)
+    pool = None
+    if args.unlabeled and not args.no_adapt:
+        pool = _pool(args.unlabeled, args)
+        _note(args, f"adapting to {len(pool):,} unlabeled documents")
+    classifier.fit(texts, label_ids, unlabeled=pool or None)
+    _note_contexts(args, classifier)
+    classifier.save(args.out)
+    fused = "fusion learnt on held-out examples" if classifier.fusion_ is not None else "prototypes only"
+    with_examples = int((classifier.learners_.counts > 0).sum())
+    _note(args, f"trained on {len(texts):,} documents ({with_examples:,} of {len(labels):,} labels have examples; "
+          f"{fused}); model written to {args.out}")
+    return 0
+
+
+def _train_update(args: argparse.Namespace) -> int:
+    if not args.model:
+        raise InputError("--update adds examples to a saved model", fix="pass --model MODEL as well")
+    if args.docs:
+        raise InputError("--update takes the new documents itself; --docs is for training a new model",
+                         fix="leave --docs out: --model MODEL --update MORE.jsonl")
+    classifier = _load(args)
+    texts, label_ids = _examples(args.update, args, classifier.labels)
+    report = classifier.update(texts, label_ids)
+    classifier.save(args.model)
+    _note(args, f"updated {args.model}: {report['documents']:,} documents folded into the prototypes, ridge head and "
+          f"nearest examples of {report['labels']:,} labels ({report['new_to_examples']:,} had no examples before); "
+          "the sparse word model and the fusion are unchanged until the next full `taxonomist train`")
+    return 0
+
+
+def _examples(path: str, args: argparse.Namespace, labels) -> tuple[list[str], list[list[str]]]:
+    """Documents with at least one known label; the rest are counted and reported, not silently dropped."""
+    from tqdm import tqdm
+
+    from .corpus import read_documents
+
+    docs = read_documents(path, skip_invalid=args.skip_invalid, max_chars=args.max_doc_chars, label_set=labels,
+                          strict=args.strict)
+    texts, label_ids, unlabeled = [], [], 0
+    for doc in tqdm(docs, desc="reading", unit=" docs", disable=args.quiet, file=sys.stderr):
+        if doc.labels:
+            texts.append(doc.text)
+            label_ids.append(list(doc.labels))
+        else:
+            unlabeled += 1
+    _report_stream(docs, args, len(texts) + unlabeled)
+    if unlabeled:
+        _note(args, f"{unlabeled:,} documents have no label from the label set and were not used for training")
+    if not texts:
+        raise InputError("no training documents with labels from the label set", where=path,
+                         fix="give each document a 'labels' field (JSONL) or column (CSV, TSV) of label ids")
+    return texts, label_ids
+
+
+def run_labels_add(args: argparse.Namespace) -> int:
+    from .classifier import Classifier
+    from .formats import read_label_file
+
+    new = read_label_file(Path(args.labels), args.language)  # checked together with the model's labels below
+    if not new:
+        raise InputError("the file holds no labels", where=args.labels, fix="give a file with one or more labels")
+    classifier = Classifier.load(args.model)
+    classifier.add_labels(new)
+    classifier.save(args.model)
+    _note(args, f"added {len(new):,} labels to {args.model} (now {len(classifier.labels):,}); suggestible at once")
+    return 0
 
 
 # ---------------------------------------------------------------------------- shared steps
@@ -263,17 +365,23 @@ def _prepare(args: argparse.Namespace, need_gold: bool = False):
         transformers_logging.disable_progress_bar()
     if args.k < 1:
         raise InputError(f"-k must be at least 1, got {args.k}", fix="ask for one or more suggestions per document")
-    labels = read_labels(args.labels, language=args.language)
+    if args.model:
+        classifier = _load(args)
+        labels = classifier.labels
+    else:
+        labels = read_labels(_require_labels(args), language=args.language)
     docs = read_documents(args.docs, skip_invalid=args.skip_invalid, max_chars=args.max_doc_chars, label_set=labels,
                           strict=args.strict)
     if need_gold and args.docs == "-":
         raise InputError("eval needs gold labels, which standard input cannot carry", where="<stdin>",
                          fix="give a .jsonl, .csv or .tsv file with a labels field")
-    # The pool is given to fit, so per-batch adaptation (adapt=True) is never needed here.
-    plain = dict(prior_iterations=0, propagation_alpha=0.0) if args.no_adapt else {}
-    context = "" if args.no_adapt and args.context == "auto" else args.context
-    classifier = Classifier(labels, encoder=args.encoder, context=context, hierarchy=args.hierarchy, adapt=False,
-                            show_progress=not args.quiet, **plain)
+    if args.model:
+        if not args.no_adapt:  # the priors and neighbour graph of the corpus at hand, not of the training data
+            pool = _pool(args.unlabeled or args.docs, args, None if args.unlabeled else labels)
+            _note(args, f"adapting to {len(pool):,} unlabeled documents")
+            classifier.adapt_to(pool)
+        return labels, docs, classifier
+    classifier = _new_classifier(args, labels)
     if args.no_adapt:
         classifier.fit()
     else:
@@ -281,9 +389,39 @@ def _prepare(args: argparse.Namespace, need_gold: bool = False):
         pool = _pool(args.unlabeled or args.docs, args, None if args.unlabeled else labels)
         _note(args, f"adapting to {len(pool):,} unlabeled documents")
         classifier.fit(unlabeled=pool or None)
-        if classifier.contexts_:
-            _note(args, f"domain context for bare label names: {', '.join(classifier.contexts_)}")
+        _note_contexts(args, classifier)
     return labels, docs, classifier
+
+
+def _new_classifier(args: argparse.Namespace, labels):
+    from .classifier import Classifier
+
+    # The pool is given to fit, so per-batch adaptation (adapt=True) is never needed here.
+    plain = dict(prior_iterations=0, propagation_alpha=0.0) if args.no_adapt else {}
+    context = "" if args.no_adapt and args.context == "auto" else args.context
+    return Classifier(labels, encoder=args.encoder or "default", context=context, hierarchy=args.hierarchy,
+                      adapt=False, show_progress=not args.quiet, **plain)
+
+
+def _note_contexts(args: argparse.Namespace, classifier) -> None:
+    if classifier.contexts_:
+        _note(args, f"domain context for bare label names: {', '.join(classifier.contexts_)}")
+
+
+def _require_labels(args: argparse.Namespace) -> str:
+    if not args.labels:
+        raise InputError("no label set given", fix="pass --labels FILE, or --model FOLDER of a trained model")
+    return args.labels
+
+
+def _load(args: argparse.Namespace):
+    from .classifier import Classifier
+    from .labels import read_labels
+
+    labels = read_labels(args.labels, language=args.language) if args.labels else None
+    classifier = Classifier.load(args.model, encoder=args.encoder, labels=labels)
+    classifier.show_progress = not args.quiet
+    return classifier
 
 
 def _pool(path: str, args: argparse.Namespace, label_set=None) -> list[str]:

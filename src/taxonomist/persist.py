@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from .encoders import get_encoder
 from .errors import ModelError
 from .index import LabelIndex
 from .labels import Label, LabelSet
@@ -63,7 +64,6 @@ def save(classifier: Any, path: str | Path) -> None:
 
 def load(cls: type, path: str | Path, *, encoder: Any = None, labels: LabelSet | None = None) -> Any:
     from .classifier import Adaptation, Learners
-    from .encoders import get_encoder
 
     stored = load_model(path)
     meta = stored.meta

@@ -29,3 +29,20 @@ def gather(per_label: np.ndarray, candidates: np.ndarray, fill: float = -np.inf)
     out = per_label[np.maximum(candidates, 0)].astype(np.float32)
     out[candidates < 0] = fill
     return out
+
+
+GATHER_BYTES = 64 * 2**20  # largest (rows, candidates, dim) block of gathered label vectors held at once
+
+
+def candidate_dots(queries: np.ndarray, label_vectors: np.ndarray, candidates: np.ndarray) -> np.ndarray:
+    """queries[i] · label_vectors[candidates[i, j]] for every slot, -inf at padding (-1); rows are done in
+    blocks so that gathering (rows, C, d) label vectors stays within GATHER_BYTES whatever the batch."""
+    n, c = candidates.shape
+    out = np.empty((n, c), dtype=np.float32)
+    step = max(1, GATHER_BYTES // max(1, c * label_vectors.shape[1] * label_vectors.itemsize))
+    for start in range(0, n, step):
+        block = candidates[start : start + step]
+        gathered = label_vectors[np.maximum(block, 0)]
+        out[start : start + step] = np.einsum("nd,ncd->nc", queries[start : start + step], gathered, optimize=True)
+    out[candidates < 0] = -np.inf
+    return out

@@ -7,7 +7,7 @@ import numpy as np
 from ..encoders.base import Encoder, l2_normalize
 from ..index import LabelIndex
 from ..labels import LabelSet
-from . import Batch
+from . import Batch, candidate_dots
 
 DENSE_FACTOR = 8  # score all labels densely when there are at most this many per candidate slot
 
@@ -66,7 +66,7 @@ class LabelTextScorer:
             if dense:
                 sims += np.take_along_axis(batch.vectors @ view.T, safe, axis=1)
             else:
-                sims += np.einsum("nd,ncd->nc", batch.vectors, view[safe], optimize=True)
+                sims += candidate_dots(batch.vectors, view, safe)
         sims /= len(self.view_vectors_)
         return np.where(candidates >= 0, sims, -np.inf).astype(np.float32)
 

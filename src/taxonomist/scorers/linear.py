@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-from . import Batch
+from . import Batch, candidate_dots
 
 
 class LinearScorer:
@@ -36,13 +36,12 @@ class LinearScorer:
         text_vectors = np.asarray(text_vectors, dtype=np.float32)
         self.anchors_ = np.vstack([self.anchors_, text_vectors])
         self.cross_ = np.hstack([self.cross_, np.zeros((self.cross_.shape[0], len(text_vectors)))])
-        self.coef_ = np.hstack([self.coef_, self._solve(self.alpha * text_vectors.T)])
+        self.coef_ = np.vstack([self.coef_, self._solve(self.alpha * text_vectors.T)])
 
     def _solve(self, rhs: np.ndarray) -> np.ndarray:
+        """Heads for the right-hand sides' columns, label-major (L, d): scoring gathers rows."""
         system = self.gram_ + self.alpha * np.eye(len(self.gram_))
-        return np.linalg.solve(system, rhs).astype(np.float32)
+        return np.ascontiguousarray(np.linalg.solve(system, rhs).T, dtype=np.float32)
 
     def score(self, batch: Batch, candidates: np.ndarray) -> np.ndarray:
-        columns = self.coef_.T[np.maximum(candidates, 0)]
-        scores = np.einsum("nd,ncd->nc", batch.vectors, columns, optimize=True)
-        return np.where(candidates >= 0, scores, -np.inf).astype(np.float32)
+        return candidate_dots(batch.vectors, self.coef_, candidates)

@@ -12,7 +12,7 @@ import scipy.sparse as sp
 
 from ..encoders.base import l2_normalize
 from ..index import LabelIndex
-from . import Batch, gather
+from . import Batch, candidate_dots
 
 
 class PrototypeScorer:
@@ -47,6 +47,4 @@ class PrototypeScorer:
         return self.index_.search(batch.vectors, size)
 
     def score(self, batch: Batch, candidates: np.ndarray) -> np.ndarray:
-        vectors = self.index_.vectors[np.maximum(candidates, 0)]
-        sims = np.einsum("nd,ncd->nc", batch.vectors, vectors, optimize=True)
-        return np.where(candidates >= 0, sims, -np.inf).astype(np.float32)
+        return candidate_dots(batch.vectors, self.index_.vectors, candidates)
