@@ -150,3 +150,13 @@ def test_few_examples_fall_back_to_prototypes_alone():
     classifier = Classifier(LABELS, encoder=HashingEncoder(), context="", supervised=DENSE).fit(TEXTS[:3], IDS[:3])
     assert classifier.fusion_ is None and classifier.learners_.linear is None
     assert classifier.learners_.prototypes is not None
+
+
+def test_all_four_scorers_fuse_and_the_sparse_model_survives_saving(tmp_path):
+    classifier = fitted()  # the default: prototypes, linear, neighbours and the sparse XMC model
+    assert classifier.learners_.sparse is not None and "sparse" in classifier.fusion_.scorers_
+    assert top1(classifier) == ["a", "b", "c"]
+    classifier.save(tmp_path / "model")
+    loaded = Classifier.load(tmp_path / "model", encoder=HashingEncoder())
+    (p1, s1), (p2, s2) = classifier.rank(TEST, 4), loaded.rank(TEST, 4)
+    assert (p1 == p2).all() and np.allclose(s1, s2)

@@ -34,12 +34,13 @@ AUTO_CONTEXT_MAX_TEXTS = 30_000
 HIERARCHY_DISCOUNT = {"broad": 1.0, "specific": 0.9, "off": None}
 # Self-training needs pseudo-labelled documents for most labels: pool size per label before it switches on.
 # It is off with static encoders (no context): measured on foldoc P@1 −3.5 with model2vec, +0.2 with
-# wordllama at most of the static path's time; +1.2 to +1.5 with MiniLM.
+# wordllama at most of the static path's time; +1.2 to +1.5 with MiniLM. It is off, too, once labels have this
+# many real examples on average: foldoc +2.2 P@1 at 4 per label, nothing at 16, at 3× the training time.
 SELF_TRAINING_DOCS_PER_LABEL = 10
 SELF_TRAINING_SHORTLIST = 50
+SELF_TRAINING_MAX_EXAMPLES = 10
 # Scorers that learn from labelled examples (see scorers/), all on by default.
 SUPERVISED = ("prototypes", "linear", "neighbours", "sparse")
-DEFAULT_SUPERVISED = ("prototypes", "linear", "neighbours")  # TEMP until sparse lands
 # Fusion learns from held-out documents: this share of the examples, at most MAX_HOLDOUT documents.
 HOLDOUT_SHARE = 0.2
 MAX_HOLDOUT = 3000
@@ -106,7 +107,7 @@ class Classifier(BaseEstimator):
         propagation_neighbours: int = 10,
         propagation_alpha: float = 0.5,
         self_training: float = 0.5,
-        supervised: tuple[str, ...] = DEFAULT_SUPERVISED,
+        supervised: tuple[str, ...] = SUPERVISED,
         prototype_shrinkage: float = 4.0,
         linear_alpha: float = 1.0,
         neighbours: int = 20,
@@ -273,8 +274,8 @@ class Classifier(BaseEstimator):
             posteriors = adaptation.propagation.smooth(pool.vectors, posteriors)
         if (
             self.self_training > 0
-            and learners.prototypes is None  # examples teach what pseudo-labels would, and better
             and not getattr(self.encoder_, "static", False)
+            and not _well_supervised(learners.counts)
             and len(pool.texts) >= SELF_TRAINING_DOCS_PER_LABEL * len(self.labels)
         ):
             best = csr_top_k(posteriors, 1)[0][:, 0]
@@ -444,3 +445,8 @@ def _pad(values: np.ndarray, width: int, fill) -> np.ndarray:
 
 def _top1_hits(scores: np.ndarray, truth: np.ndarray) -> int:
     return int(truth[np.arange(len(truth)), np.argmax(scores, axis=1)].sum())
+
+
+def _well_supervised(counts: np.ndarray | None) -> bool:
+    """True when the labels that have examples have SELF_TRAINING_MAX_EXAMPLES or more on average."""
+    return counts is not None and bool((counts > 0).any()) and counts[counts > 0].mean() >= SELF_TRAINING_MAX_EXAMPLES
