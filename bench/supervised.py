@@ -39,11 +39,12 @@ from taxonomist.corpus import read_documents  # noqa: E402
 from taxonomist.encoders import get_encoder  # noqa: E402
 from taxonomist.evaluate import evaluate  # noqa: E402
 from taxonomist.labels import read_labels  # noqa: E402
+from taxonomist.scorers import Batch  # noqa: E402
+from taxonomist.scorers.label_text import LabelTextScorer  # noqa: E402
+from taxonomist.scorers.prototype import PrototypeScorer  # noqa: E402
 from zero_shot import CACHE, gold_matrix  # noqa: E402
 
 PEERS = ROOT.parent.parent / "shared" / "peers" / "run.py"
-PROTOTYPES_ONLY = dict(supervised=("prototypes",), prior_iterations=0, propagation_alpha=0.0, self_training=0.0,
-                       adapt=False)
 
 
 def few_shot(docs, n: int, seed: int = 0) -> list:
@@ -64,10 +65,12 @@ def scores(positions, values, gold) -> dict:
     return {k: m[k] for k in ("P@1", "P@3", "P@5", "nDCG@5")}
 
 
-def run_ours(labels, train, test_texts, gold, encoder, params: dict, save: bool = False) -> dict:
+def run_ours(labels, train, test_texts, gold, encoder, save: bool = False) -> dict:
+    """Trained on `train` and adapting to the test batch as it is ranked; without examples, the zero-shot
+    pipeline of bench/zero_shot.py (the test texts as unlabeled data, for domain context too)."""
     start = time.perf_counter()
-    clf = Classifier(labels, encoder=encoder, **params)
-    clf.fit([d.text for d in train], [d.labels for d in train]) if train else clf.fit()
+    clf = Classifier(labels, encoder=encoder)
+    clf.fit([d.text for d in train], [d.labels for d in train]) if train else clf.fit(unlabeled=test_texts)
     train_s = time.perf_counter() - start
     start = time.perf_counter()
     positions, values = clf.rank(test_texts, 5)
@@ -79,6 +82,19 @@ def run_ours(labels, train, test_texts, gold, encoder, params: dict, save: bool 
             clf.save(Path(tmp) / "model")
             row["model_mb"] = round(sum(f.stat().st_size for f in Path(tmp).rglob("*") if f.is_file()) / 2**20, 1)
     return row
+
+
+def run_prototypes(labels, train, test_texts, gold, encoder) -> dict:
+    """The baseline: cosine to label prototypes (label text blended with the mean of its examples), alone."""
+    start = time.perf_counter()
+    text = LabelTextScorer(("name", "description", "aliases")).fit(labels, encoder)
+    targets = gold_matrix(train, labels)
+    prototypes = PrototypeScorer().fit(text.index_.vectors, encoder.encode([d.text for d in train]), targets)
+    train_s = time.perf_counter() - start
+    start = time.perf_counter()
+    positions, values = prototypes.shortlist(Batch(test_texts, encoder.encode(test_texts)), 5)
+    return scores(positions, values, gold) | {"train_s": round(train_s, 1), "train_docs": len(train),
+                                               "predict_docs_per_s": round(len(test_texts) / (time.perf_counter() - start), 1)}
 
 
 def encode_rate(spec: str, texts: list[str], sample: int = 1000) -> float:
@@ -113,15 +129,15 @@ def bench_dataset(data: Path, spec: str, shots: list[str], peers: str, peers_pyt
     result = {"dataset": data.name, "encoder": spec, "n_labels": len(labels), "n_train": len(train),
               "n_test": len(test), "encode_docs_per_s": round(encode_rate(spec, test_texts), 1)}
     result["peers"] = run_peers(data, peers, peers_python, max_test) if peers else []
-    full = run_ours(labels, train, test_texts, gold, encoder, {}, save=True)
+    full = run_ours(labels, train, test_texts, gold, encoder, save=True)
     full["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
     result["full"] = full
     print(f"  {data.name} full: {full}", file=sys.stderr, flush=True)
-    curve = [{"shots": 0, "ours": run_ours(labels, [], test_texts, gold, encoder, {})}]
+    curve = [{"shots": 0, "ours": run_ours(labels, [], test_texts, gold, encoder)}]
     for n in shots:
         subset = train if n == "full" else few_shot(train, int(n))
-        point = {"shots": n, "ours": full if n == "full" else run_ours(labels, subset, test_texts, gold, encoder, {}),
-                 "prototypes": run_ours(labels, subset, test_texts, gold, encoder, PROTOTYPES_ONLY)}
+        point = {"shots": n, "ours": full if n == "full" else run_ours(labels, subset, test_texts, gold, encoder),
+                 "prototypes": run_prototypes(labels, subset, test_texts, gold, encoder)}
         curve.append(point)
         print(f"  {data.name} {n}-shot: ours {point['ours']['P@1']} prototypes {point['prototypes']['P@1']}",
               file=sys.stderr, flush=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -13,11 +14,13 @@ from taxonomist.scorers import Batch
 from taxonomist.scorers.sparse_xmc import SparseXMCScorer
 
 # Labels 1 and 4 have no examples; the others have eight words of their own.
-WORDS = {0: "apple pear plum fig grape melon cherry lemon", 2: "piano violin cello flute drum harp oboe tuba",
-         3: "granite basalt marble slate quartz shale flint chalk", 5: "comet nebula quasar pulsar galaxy orbit moon star"}
+WORDS = {0: "apple pear plum fig grape melon cherry lemon",
+         2: "piano violin cello flute drum harp oboe tuba",
+         3: "granite basalt marble slate quartz shale flint chalk",
+         5: "comet nebula quasar pulsar galaxy orbit moon star"}
 N_LABELS = 6
 LIBRARIES = ["omikuji", pytest.param("napkinxc", marks=pytest.mark.skipif(
-    not __import__("importlib").util.find_spec("napkinxc"), reason="napkinxc (optional) not installed"))]
+    importlib.util.find_spec("napkinxc") is None, reason="napkinxc (an optional extra) is not installed"))]
 
 
 def documents(n: int, seed: int) -> tuple[list[str], sp.csr_matrix]:
@@ -31,7 +34,7 @@ def documents(n: int, seed: int) -> tuple[list[str], sp.csr_matrix]:
 @pytest.fixture(scope="module", params=LIBRARIES)
 def fitted(request: pytest.FixtureRequest) -> SparseXMCScorer:
     texts, targets = documents(60, seed=0)
-    return SparseXMCScorer(library=request.param, top_k=N_LABELS, n_threads=1).fit(texts, targets)
+    return SparseXMCScorer(library=request.param, top_k=N_LABELS, n_threads=2).fit(texts, targets)
 
 
 def test_predict_recovers_each_documents_label(fitted: SparseXMCScorer) -> None:
@@ -74,7 +77,7 @@ def test_save_then_load_predicts_the_same(library: str, tmp_path: Path) -> None:
     assert loaded.n_labels_ == N_LABELS and loaded.library == library
 
 
-def test_add_labels_widens_predictions_without_predicting_them(fitted: SparseXMCScorer, tmp_path: Path) -> None:
+def test_add_labels_widens_predictions_without_predicting_them(tmp_path: Path) -> None:
     texts, targets = documents(60, seed=0)
     scorer = SparseXMCScorer(n_threads=1).fit(texts, targets)
     scorer.add_labels(2)
@@ -113,8 +116,12 @@ def test_bad_arguments_are_input_errors() -> None:
         SparseXMCScorer(library_params={"arity": 4}).fit(texts, targets)
 
 
-def test_loading_an_incomplete_folder_is_a_model_error(fitted: SparseXMCScorer, tmp_path: Path) -> None:
-    fitted.save(tmp_path)
-    (tmp_path / "idf.npy").unlink()
-    with pytest.raises(ModelError, match="cannot read the sparse XMC model"):
+@pytest.mark.parametrize("lost, message", [("idf.npy", "cannot read the sparse XMC model"),
+                                           ("model/*", "cannot load the omikuji model")])
+def test_loading_an_incomplete_folder_is_a_model_error(lost: str, message: str, tmp_path: Path) -> None:
+    texts, targets = documents(60, seed=0)
+    SparseXMCScorer(n_threads=1).fit(texts, targets).save(tmp_path)
+    for path in tmp_path.glob(lost):
+        path.unlink()
+    with pytest.raises(ModelError, match=message):
         SparseXMCScorer.load(tmp_path)

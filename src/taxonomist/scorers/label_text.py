@@ -9,7 +9,6 @@ from ..index import LabelIndex
 from ..labels import LabelSet
 from . import Batch, candidate_dots
 
-DENSE_FACTOR = 8  # score all labels densely when there are at most this many per candidate slot
 
 
 class LabelTextScorer:
@@ -58,17 +57,8 @@ class LabelTextScorer:
         return self.index_.search(batch.vectors, size)
 
     def score(self, batch: Batch, candidates: np.ndarray) -> np.ndarray:
-        safe = np.maximum(candidates, 0)
-        # Few labels: one matrix product over all of them beats gathering (n, C, d) candidate vectors.
-        dense = self.view_vectors_.shape[1] <= DENSE_FACTOR * candidates.shape[1]
-        sims = np.zeros(candidates.shape, dtype=np.float32)
-        for view in self.view_vectors_:
-            if dense:
-                sims += np.take_along_axis(batch.vectors @ view.T, safe, axis=1)
-            else:
-                sims += candidate_dots(batch.vectors, view, safe)
-        sims /= len(self.view_vectors_)
-        return np.where(candidates >= 0, sims, -np.inf).astype(np.float32)
+        sims = sum(candidate_dots(batch.vectors, view, candidates) for view in self.view_vectors_)
+        return (sims / len(self.view_vectors_)).astype(np.float32)
 
     def add_labels(self, label_set: LabelSet, encoder: Encoder) -> None:
         """Embed labels appended to the label set since fit; they are suggestible at once."""
