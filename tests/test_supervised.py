@@ -160,3 +160,11 @@ def test_all_four_scorers_fuse_and_the_sparse_model_survives_saving(tmp_path):
     loaded = Classifier.load(tmp_path / "model", encoder=HashingEncoder())
     (p1, s1), (p2, s2) = classifier.rank(TEST, 4), loaded.rank(TEST, 4)
     assert (p1 == p2).all() and np.allclose(s1, s2)
+
+
+def test_examples_whose_labels_never_reach_the_candidates_leave_prototypes_alone(monkeypatch):
+    import taxonomist.classifier as classifier_module
+
+    monkeypatch.setattr(classifier_module, "csr_lookup", lambda matrix, candidates: 0.0 * candidates)
+    classifier = fitted(supervised=DENSE)  # every held-out pair looks wrong: nothing to learn weights from
+    assert classifier.fusion_ is None and classifier.learners_.linear is not None

@@ -218,11 +218,13 @@ class Classifier(BaseEstimator):
         scores = {name: np.vstack([_pad(s[name], width, -np.inf) for _, s, _, _ in parts]) for name in parts[0][1]}
         counts = np.vstack([_pad(c, width, 0) for *_, c, _ in parts])
         truth = np.vstack([_pad(t, width, False) for *_, t in parts])
-        fusion = Fusion().fit(scores, counts, truth)
-        # Keep the fusion only where it ranks the held-out documents better than the adapted prototype
-        # posteriors alone (with few examples per label it can be worse: its weights come from weaker folds).
-        fused_hits = _top1_hits(fusion.decision(scores, counts), truth)
-        self.fusion_ = fusion if fused_hits >= _top1_hits(scores["zero_shot"], truth) else None
+        self.fusion_ = None
+        if truth.any() and (~truth & np.isfinite(scores["zero_shot"])).any():  # both kinds of pair to learn from
+            fusion = Fusion().fit(scores, counts, truth)
+            # Keep the fusion only where it ranks the held-out documents better than the adapted prototype
+            # posteriors alone (with few examples per label it can be worse: its weights come from weaker folds).
+            if _top1_hits(fusion.decision(scores, counts), truth) >= _top1_hits(scores["zero_shot"], truth):
+                self.fusion_ = fusion
         self.learners_ = self._fit_learners(texts, vectors, targets)
 
     def _fit_learners(self, texts: list[str], vectors: np.ndarray, targets: sp.csr_matrix,

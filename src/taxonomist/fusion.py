@@ -34,8 +34,6 @@ class Fusion:
         valid = np.isfinite(next(iter(scores.values())))
         features = self._features(scores, counts)[valid.ravel()]
         target = truth[valid]
-        if len(np.unique(target)) < 2:
-            raise ValueError("fusion needs held-out pairs both right and wrong")
         rng = np.random.default_rng(self.random_state)
         if len(target) > self.max_rows:
             keep = rng.choice(len(target), self.max_rows, replace=False)
