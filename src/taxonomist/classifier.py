@@ -152,17 +152,20 @@ class Classifier(BaseEstimator):
         if unknown:
             raise ValueError(f"unknown supervised scorers {unknown}; choose from {SUPERVISED}")
         self.encoder_ = get_encoder(self.encoder) if isinstance(self.encoder, str) else self.encoder
+        examples = texts is not None and len(texts) > 0
+        if examples and (label_ids is None or len(label_ids) != len(texts)):
+            raise ValueError("give one list of label ids per text")
         pool = self._encode(unlabeled) if unlabeled else None
-        self.contexts_ = self._contexts(unlabeled, pool)
+        vectors = self._encode(texts) if examples else None
+        # The domain of bare label names is read off unlabeled texts, or else off the examples' texts.
+        self.contexts_ = self._contexts(unlabeled, pool) if unlabeled else self._contexts(texts, vectors)
         self.label_text_ = LabelTextScorer(self.views, self.contexts_).fit(
             self.labels, self.encoder_, show_progress=self.show_progress
         )
         self.hierarchy_ = self._hierarchy()
         self.learners_, self.fusion_ = Learners(), None
-        if texts is not None and len(texts):
-            if label_ids is None or len(label_ids) != len(texts):
-                raise ValueError("give one list of label ids per text")
-            self._fit_examples(list(texts), self._encode(texts), self._targets(label_ids))
+        if examples:
+            self._fit_examples(list(texts), vectors, self._targets(label_ids))
         self.pool_ = None if pool is None else self._adapt(Batch(list(unlabeled), pool))
         return self
 
