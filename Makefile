@@ -24,12 +24,16 @@ demo: $(STAMP)
 	$(BIN)/taxonomist suggest --labels examples/tiny/labels.jsonl --docs examples/tiny/docs.jsonl -k 3 --out out/suggestions.tsv --format tsv
 	head -n 12 out/suggestions.tsv
 	$(BIN)/taxonomist eval --labels examples/tiny/labels.jsonl --docs examples/tiny/docs.jsonl --report out/report.html
+	$(BIN)/taxonomist train --labels examples/tiny/labels.jsonl --docs examples/tiny/docs.jsonl --out out/model
+	printf 'I was billed two times for one order\nthe courier lost my parcel\n' | \
+		$(BIN)/taxonomist suggest --model out/model --docs - -k 3 --no-adapt
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)
 	$(BIN)/python bench/zero_shot.py
+	$(BIN)/python bench/supervised.py
 
 clean:
 	rm -rf $(VENV) out
