@@ -96,7 +96,7 @@ def read_label_file(path: Path, language: str = "en") -> list[Label]:
             where=str(path),
             fix=f"give the file the extension of its format: {LABEL_EXTENSIONS}",
         )
-    from . import skos  # rdflib takes a quarter of a second to import, and only SKOS files need it
+    from . import skos  # only SKOS files need the RDF parsers
 
     return skos.read_labels(path, kind, language)
 
