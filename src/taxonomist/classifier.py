@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -9,6 +10,7 @@ import numpy as np
 import scipy.sparse as sp
 from sklearn.base import BaseEstimator
 from sklearn.exceptions import NotFittedError
+from tqdm import tqdm
 
 from .context import domain_words
 from .encoders import Encoder, get_encoder
@@ -207,6 +209,8 @@ class Classifier(BaseEstimator):
         # to a whole batch or pool.
         sample = np.random.default_rng(self.random_state).permutation(n)[:ADAPT_POOL]
         parts = []
+        progress = tqdm(total=len(folds) + 1, desc="training (held-out folds, then all)", unit=" fits",
+                        disable=not self.show_progress, file=sys.stderr)
         for held in folds:
             held = np.sort(held)
             rest = np.setdiff1d(np.arange(n), held)
@@ -217,6 +221,7 @@ class Classifier(BaseEstimator):
                                                          adaptation)
             parts.append((candidates, scores, learners.counts[np.maximum(candidates, 0)],
                           csr_lookup(targets[held], candidates) > 0))
+            progress.update()
         width = max(c.shape[1] for c, *_ in parts)
         scores = {name: np.vstack([_pad(s[name], width, -np.inf) for _, s, _, _ in parts]) for name in parts[0][1]}
         counts = np.vstack([_pad(c, width, 0) for *_, c, _ in parts])
@@ -229,6 +234,8 @@ class Classifier(BaseEstimator):
             if _top1_hits(fusion.decision(scores, counts), truth) >= _top1_hits(scores["zero_shot"], truth):
                 self.fusion_ = fusion
         self.learners_ = self._fit_learners(texts, vectors, targets)
+        progress.update()
+        progress.close()
 
     def _fit_learners(self, texts: list[str], vectors: np.ndarray, targets: sp.csr_matrix,
                       only: tuple[str, ...] | None = None, fold: bool = False) -> Learners:
