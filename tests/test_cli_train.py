@@ -32,7 +32,9 @@ def test_trained_model_suggests_and_evaluates_without_the_label_file(model, caps
     rows = [json.loads(line) for line in out.splitlines()]
     assert code == 0 and len(rows) == 54 * 2
     code, out, _ = run(capsys, "eval", "--model", model, "--docs", TINY_DOCS, "--json")
-    assert code == 0 and json.loads(out)["metrics"]["P@1"] > 50  # its own training documents
+    result = json.loads(out)
+    assert code == 0 and result["metrics"]["P@1"] > 50  # its own training documents
+    assert result["note"] == "label frequencies from 54 training documents"  # the model's, not the gold's
 
 
 def test_a_model_refuses_another_label_set(model, tmp_path, capsys):

@@ -142,6 +142,7 @@ def test_update_folds_in_new_examples_and_reports_them():
     report = classifier.update([f"comet galaxy telescope {w}" for w in FILLER], [["d"]] * len(FILLER))
     assert report == {"documents": 12, "labels": 1, "new_to_examples": 1}
     assert classifier.learners_.counts[3] == before[3] + 12
+    assert classifier.learners_.documents == len(TEXTS) + 12
     assert score_of_d() > old
     assert top1(classifier, query) == ["d"]
 

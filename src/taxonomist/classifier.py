@@ -73,6 +73,7 @@ class Learners:
     neighbours: NeighbourScorer | None = None
     sparse: object | None = None  # SparseXMCScorer, imported only when used
     counts: np.ndarray | None = None  # examples per label
+    documents: int = 0  # examples in all
 
 
 @dataclass(frozen=True)
@@ -241,7 +242,7 @@ class Classifier(BaseEstimator):
                       only: tuple[str, ...] | None = None, fold: bool = False) -> Learners:
         chosen = set(self.supervised if only is None else only)
         text_vectors = self.label_text_.index_.vectors
-        learners = Learners(counts=label_counts(targets))
+        learners = Learners(counts=label_counts(targets), documents=len(texts))
         if "prototypes" in chosen:
             learners.prototypes = PrototypeScorer(self.prototype_shrinkage).fit(text_vectors, vectors, targets)
         if "linear" in chosen:
@@ -396,6 +397,7 @@ class Classifier(BaseEstimator):
                 learner.update(vectors, targets)
         new_counts = label_counts(targets)
         self.learners_.counts = self.learners_.counts + new_counts
+        self.learners_.documents += len(texts)
         return {"documents": len(texts), "labels": int((new_counts > 0).sum()),
                 "new_to_examples": int(((new_counts > 0) & (self.learners_.counts == new_counts)).sum())}
 

@@ -232,7 +232,10 @@ def _evaluate(args: argparse.Namespace, per_label: TextIO | None) -> None:
                          fix="give each document a 'labels' field (JSONL) or column (CSV, TSV) of label ids")
     gold = sp.csr_matrix((np.ones(len(rows), np.float32), (rows, cols)), shape=(n, len(labels)))
     ranked, scores = np.vstack(ranked), np.vstack(scores)
-    result = evaluate(ranked[:, : args.k], scores[:, : args.k], gold, threshold=args.threshold, ks=_ks(args.k))
+    learners = classifier.learners_  # a trained model's label frequencies set propensities and bands
+    trained = learners.counts is not None and learners.documents > 0
+    result = evaluate(ranked[:, : args.k], scores[:, : args.k], gold, threshold=args.threshold, ks=_ks(args.k),
+                      train_counts=learners.counts if trained else None, n_train=learners.documents if trained else None)
     # Annif evaluates the documents that come with subjects, even when none of them is in the vocabulary
     mask = np.array(annotated)
     pred = annif_metrics.predictions(ranked[mask], scores[mask], len(labels), limit=args.annif_limit,

@@ -34,7 +34,7 @@ def save(classifier: Any, path: str | Path) -> None:
                     "identity": classifier.encoder_.identity},
         "labels": {"count": len(classifier.labels), "fingerprint": classifier.labels.fingerprint},
         "contexts": list(classifier.contexts_),
-        "counts": None,
+        "documents": classifier.learners_.documents,
         "parts": {},
     }
     arrays: dict[str, np.ndarray] = {}
@@ -98,7 +98,7 @@ def load(cls: type, path: str | Path, *, encoder: Any = None, labels: LabelSet |
     classifier.label_text_ = restored["label_text"]
     classifier.learners_ = Learners(prototypes=restored.get("prototypes"), linear=restored.get("linear"),
                                     neighbours=restored.get("neighbours"), sparse=restored.get("sparse"),
-                                    counts=arrays.get("counts"))
+                                    counts=arrays.get("counts"), documents=meta["documents"])
     classifier.fusion_ = restored.get("fusion")
     has_pool = "prior" in restored or "propagation" in restored
     classifier.pool_ = Adaptation(restored.get("prior"), restored.get("propagation")) if has_pool else None
