@@ -379,7 +379,9 @@ def _prepare(args: argparse.Namespace, need_gold: bool = False):
         raise InputError("eval needs gold labels, which standard input cannot carry", where="<stdin>",
                          fix="give a .jsonl, .csv or .tsv file with a labels field")
     if args.model:
-        if not args.no_adapt:  # the priors and neighbour graph of the corpus at hand, not of the training data
+        if args.no_adapt:  # not even to the pool the model was trained with
+            classifier.pool_ = None
+        else:  # the priors and neighbour graph of the corpus at hand, not of the training data
             pool = _pool(args.unlabeled or args.docs, args, None if args.unlabeled else labels)
             _note(args, f"adapting to {len(pool):,} unlabeled documents")
             classifier.adapt_to(pool)
