@@ -16,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..labels import LabelSet
+from ..sparse import union
 
 
 class HierarchyScorer:
@@ -55,7 +56,7 @@ class HierarchyScorer:
             layer[row_of, slot] = parents
             added.append(layer)
             frontier = layer
-        return _dedupe_rows(np.hstack([candidates, *added])) if added else candidates
+        return union(candidates, *added) if added else candidates
 
     def score(self, candidates: np.ndarray, sims: np.ndarray) -> np.ndarray:
         """Each candidate's score becomes max(own, discounted best child's score), `levels` times over.
@@ -82,13 +83,3 @@ class HierarchyScorer:
             np.maximum.at(flat, target, child - (1 - self.discount) * np.abs(child))
         return flat.reshape(n, width)
 
-
-def _dedupe_rows(candidates: np.ndarray) -> np.ndarray:
-    """Each label once per row, -1 for the removed duplicates; rows come back sorted by label position
-    (callers re-score every candidate, so the order carries no meaning)."""
-    ordered = np.sort(np.where(candidates < 0, np.iinfo(np.int64).max, candidates), axis=1)
-    dup = np.zeros_like(ordered, dtype=bool)
-    dup[:, 1:] = ordered[:, 1:] == ordered[:, :-1]
-    ordered[dup] = -1
-    ordered[ordered == np.iinfo(np.int64).max] = -1
-    return ordered
