@@ -169,3 +169,21 @@ def test_examples_whose_labels_never_reach_the_candidates_leave_prototypes_alone
     monkeypatch.setattr(classifier_module, "csr_lookup", lambda matrix, candidates: 0.0 * candidates)
     classifier = fitted(supervised=DENSE)  # every held-out pair looks wrong: nothing to learn weights from
     assert classifier.fusion_ is None and classifier.learners_.linear is not None
+
+
+def test_held_out_scores_adapt_as_ranking_will_even_when_the_batch_does_not(monkeypatch):
+    """The CLI builds adapt=False and adapts a loaded model to its corpus; the fusion must learn from
+    held-out scores adapted the same way, and not from an earlier fit's pool."""
+    pools = []
+    real = Classifier._adapt
+
+    def recording(self, pool, shortlist=None, learners=None):
+        pools.append((len(pool.texts), learners is not None))
+        return real(self, pool, shortlist, learners)
+
+    monkeypatch.setattr(Classifier, "_adapt", recording)
+    classifier = Classifier(LABELS, encoder=HashingEncoder(), context="", supervised=DENSE, adapt=False)
+    classifier.fit(TEXTS, IDS, unlabeled=TEST)  # pool_ from the first fit must not serve the second
+    classifier.fit(TEXTS, IDS)
+    held_out = [n for n, with_learners in pools if with_learners]
+    assert held_out and all(n == len(TEXTS) for n in held_out)

@@ -206,8 +206,8 @@ class Classifier(BaseEstimator):
             return
         folds = np.array_split(np.random.default_rng(self.random_state).permutation(n), round(n / fold_size))
         folds = folds[: max(1, min(MAX_FOLDS, -(-MIN_FUSION_DOCS // fold_size)))]
-        # Held-out scores adapt to up to ADAPT_POOL of the examples' texts (labels unused), as rank() adapts
-        # to a whole batch or pool.
+        # Held-out scores adapt to up to ADAPT_POOL of the examples' texts (labels unused), as a fitted model
+        # adapts to the pool or batch it ranks; never to an earlier fit's pool.
         sample = np.random.default_rng(self.random_state).permutation(n)[:ADAPT_POOL]
         parts = []
         progress = tqdm(total=len(folds) + 1, desc="training (held-out folds, then all)", unit=" fits",
@@ -217,7 +217,7 @@ class Classifier(BaseEstimator):
             rest = np.setdiff1d(np.arange(n), held)
             learners = self._fit_learners([texts[i] for i in rest], vectors[rest], targets[rest], fold=True)
             pool = np.union1d(held, sample[: max(0, ADAPT_POOL - len(held))])
-            adaptation = self._batch_adaptation(Batch([texts[i] for i in pool], vectors[pool]), learners)
+            adaptation = self._adapt(Batch([texts[i] for i in pool], vectors[pool]), learners=learners)
             candidates, scores = self._supervised_scores(Batch([texts[i] for i in held], vectors[held]), learners,
                                                          adaptation)
             parts.append((candidates, scores, learners.counts[np.maximum(candidates, 0)],
@@ -299,12 +299,12 @@ class Classifier(BaseEstimator):
                 adaptation.self_training = SelfTrainingScorer().fit(pool, best, len(self.labels))
         return adaptation
 
-    def _batch_adaptation(self, batch: Batch, learners: Learners | None = None) -> Adaptation:
+    def _batch_adaptation(self, batch: Batch) -> Adaptation:
         """The unlabeled pool's adaptation; else, with `adapt`, the batch's own; else none."""
-        if getattr(self, "pool_", None) is not None:
+        if self.pool_ is not None:
             return self.pool_
         if self.adapt and len(batch.texts) > 1:
-            return self._adapt(batch, learners=learners)
+            return self._adapt(batch)
         return Adaptation()
 
     # ------------------------------------------------------------------ scoring

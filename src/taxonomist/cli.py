@@ -402,7 +402,7 @@ def _new_classifier(args: argparse.Namespace, labels):
     from .classifier import Classifier
 
     # The pool is given to fit, so per-batch adaptation (adapt=True) is never needed here.
-    plain = dict(prior_iterations=0, propagation_alpha=0.0) if args.no_adapt else {}
+    plain = dict(prior_iterations=0, propagation_alpha=0.0, self_training=0.0) if args.no_adapt else {}
     context = "" if args.no_adapt and args.context == "auto" else args.context
     return Classifier(labels, encoder=args.encoder or "default", context=context, hierarchy=args.hierarchy,
                       adapt=False, show_progress=not args.quiet, **plain)
