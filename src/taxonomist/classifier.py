@@ -354,7 +354,8 @@ class Classifier(BaseEstimator):
         candidates = union(*lists)
         scores = {
             "label_text": self.label_text_.score(batch, candidates),
-            "zero_shot": np.log(np.maximum(csr_lookup(posteriors, candidates), 1e-6)),
+            "zero_shot": np.where(candidates >= 0, np.log(np.maximum(csr_lookup(posteriors, candidates), 1e-6)),
+                                  -np.inf),
         }
         if learners.prototypes is not None:
             scores["prototypes"] = learners.prototypes.score(batch, candidates)
@@ -364,10 +365,7 @@ class Classifier(BaseEstimator):
             scores["neighbours"] = csr_lookup(votes, candidates)
         if predicted is not None:
             scores["sparse"] = csr_lookup(predicted, candidates)
-        padding = candidates < 0
-        for values in scores.values():
-            values[padding] = -np.inf
-        return candidates, scores
+        return candidates, scores  # every score is -inf at padding
 
     def rank(self, texts: Sequence[str], k: int = 5) -> tuple[np.ndarray, np.ndarray]:
         """Top-k label positions and scores in [0, 1] per text, best first; -1 pads. Scores are posteriors

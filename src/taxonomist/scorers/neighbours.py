@@ -38,7 +38,6 @@ class NeighbourScorer:
         weights = np.maximum(sims, 0) / self.neighbours
         return (to_csr(nn, weights, len(self.index_)) @ self.targets_).tocsr()
 
-    def score(self, batch: Batch, candidates: np.ndarray, votes: sp.csr_matrix | None = None) -> np.ndarray:
-        votes = self.predict(batch.vectors) if votes is None else votes
-        return csr_lookup(votes, candidates)
+    def score(self, batch: Batch, candidates: np.ndarray) -> np.ndarray:
+        return csr_lookup(self.predict(batch.vectors), candidates)
 
