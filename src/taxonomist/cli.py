@@ -270,7 +270,6 @@ def _hits(labels, positions, scores) -> list[tuple[str, str, str, float]]:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from .corpus import read_documents
     from .labels import read_labels
 
     if args.update:
@@ -358,7 +357,6 @@ def _ks(k: int) -> tuple[int, ...]:
 
 
 def _prepare(args: argparse.Namespace, need_gold: bool = False):
-    from .classifier import Classifier
     from .corpus import read_documents
     from .labels import read_labels
 
