@@ -62,6 +62,16 @@ class Adaptation:
     prior: PriorScorer | None = None
     propagation: PropagationScorer | None = None
     self_training: SelfTrainingScorer | None = None
+    # The pool's own smoothed posteriors by text (not saved): a batch drawn from the pool — the usual case,
+    # since the pool is the corpus being classified — reuses them instead of ranking its documents again.
+    posteriors: sp.csr_matrix | None = None
+    rows: dict[str, int] | None = None
+
+    def pool_rows(self, texts: Sequence[str]) -> np.ndarray:
+        """Each text's row in the pool's posteriors, -1 where it is not there."""
+        if self.rows is None:
+            return np.full(len(texts), -1, dtype=np.int64)
+        return np.fromiter((self.rows.get(t, -1) for t in texts), dtype=np.int64, count=len(texts))
 
 
 @dataclass
@@ -297,6 +307,8 @@ class Classifier(BaseEstimator):
             best = csr_top_k(posteriors, 1)[0][:, 0]
             if len(np.unique(best)) > 1:  # one pseudo-label class teaches nothing (and sklearn refuses it)
                 adaptation.self_training = SelfTrainingScorer().fit(pool, best, len(self.labels))
+        adaptation.posteriors = posteriors
+        adaptation.rows = {text: row for row, text in enumerate(pool.texts)}
         return adaptation
 
     def _batch_adaptation(self, batch: Batch) -> Adaptation:
@@ -328,12 +340,25 @@ class Classifier(BaseEstimator):
             logits = logits + adaptation.prior.score(batch, candidates)
         return to_csr(candidates, softmax_rows(logits), len(self.labels))
 
+    def _smoothed(self, batch: Batch, adaptation: Adaptation, learners: Learners | None) -> sp.csr_matrix:
+        """Posteriors with priors and propagation applied; documents of the pool reuse what adapting found."""
+        rows = adaptation.pool_rows(batch.texts)
+        missing = np.flatnonzero(rows < 0)
+        if len(missing) == 0:
+            return adaptation.posteriors[rows]
+        fresh = Batch([batch.texts[i] for i in missing], batch.vectors[missing])
+        candidates, sims = self._candidates(fresh, learners)
+        posteriors = self._posteriors(fresh, candidates, sims, adaptation)
+        if adaptation.propagation is not None:
+            posteriors = adaptation.propagation.smooth(fresh.vectors, posteriors)
+        if len(missing) == len(rows):
+            return posteriors
+        rows[missing] = adaptation.posteriors.shape[0] + np.arange(len(missing))
+        return sp.vstack([adaptation.posteriors, posteriors], format="csr")[rows]
+
     def _zero_shot(self, batch: Batch, adaptation: Adaptation, learners: Learners | None = None) -> sp.csr_matrix:
         """Posteriors from label text (or prototypes) with priors, propagation and self-training applied."""
-        candidates, sims = self._candidates(batch, learners)
-        posteriors = self._posteriors(batch, candidates, sims, adaptation)
-        if adaptation.propagation is not None:
-            posteriors = adaptation.propagation.smooth(batch.vectors, posteriors)
+        posteriors = self._smoothed(batch, adaptation, learners)
         if adaptation.self_training is None:
             return posteriors
         # Geometric mix with the pseudo-label classifier over the best SELF_TRAINING_SHORTLIST candidates.
@@ -393,6 +418,8 @@ class Classifier(BaseEstimator):
         for learner in (self.learners_.prototypes, self.learners_.linear, self.learners_.neighbours):
             if learner is not None:
                 learner.update(vectors, targets)
+        if self.pool_ is not None:  # the pool's posteriors came from the learners as they were
+            self.pool_.posteriors = self.pool_.rows = None
         new_counts = label_counts(targets)
         self.learners_.counts = self.learners_.counts + new_counts
         self.learners_.documents += len(texts)
@@ -426,6 +453,7 @@ class Classifier(BaseEstimator):
                 self.pool_.propagation.posteriors_ = sp.hstack(
                     [posteriors, sp.csr_matrix((posteriors.shape[0], n_new))]).tocsr()
             self.pool_.self_training = None  # its classes are the old labels only
+            self.pool_.posteriors = self.pool_.rows = None
 
     def save(self, path: str) -> None:
         """A model folder (see store.py): written atomically, verified on load, no training data needed."""
