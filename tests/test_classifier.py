@@ -109,6 +109,25 @@ def test_fit_on_unlabeled_then_rank_is_deterministic(hashing_encoder) -> None:
     assert np.all((scores >= 0) & (scores <= 1))
 
 
+def test_documents_of_the_pool_reuse_its_posteriors_with_the_same_result(hashing_encoder) -> None:
+    classifier = Classifier(FLAT).fit(unlabeled=POOL)
+    mixed = [POOL[0], DOCS[1], POOL[7], DOCS[3], POOL[0]]  # in the pool, not, and a repeat
+    reused = classifier.rank(mixed, k=3)
+    in_pool = classifier.pool_.pool_rows(mixed)
+    np.testing.assert_array_equal(in_pool >= 0, [True, False, True, False, True])
+    classifier.pool_.rows = None  # forget the pool's own posteriors: every document is ranked afresh
+    fresh = classifier.rank(mixed, k=3)
+    np.testing.assert_array_equal(reused[0], fresh[0])
+    np.testing.assert_allclose(reused[1], fresh[1], rtol=1e-6)
+
+
+def test_update_forgets_the_pool_posteriors_it_made_stale(hashing_encoder) -> None:
+    classifier = Classifier(FLAT).fit(DOCS, [["apple"], ["car"], ["piano"], ["python"]], unlabeled=POOL)
+    assert classifier.pool_.rows is not None
+    classifier.update(["a yellow banana"], [["banana"]])
+    assert classifier.pool_.rows is None and classifier.pool_.posteriors is None
+
+
 @pytest.mark.parametrize("hierarchy", ["broad", "specific", "off"])
 def test_hierarchy_modes_on_a_two_level_tree(hashing_encoder, hierarchy: str) -> None:
     positions, scores = Classifier(TREE, hierarchy=hierarchy, adapt=False).fit().rank(["dog"], k=len(TREE))
