@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+import string
 from collections.abc import Sequence
 
 import numpy as np
@@ -326,6 +328,16 @@ def test_domain_words_picks_the_corpus_domain() -> None:
     everything = domain_words(texts, vectors, TopicEncoder(), n=50)
     assert set(everything) == COOKING | {"monday", "weather"}  # min_df=2: singletons and stop words dropped
     assert set(everything[:5]) == COOKING
+
+
+def test_domain_words_reach_past_the_most_frequent_words() -> None:
+    # 300 generic words in three documents each outnumber the cooking words, which are in two: the domain
+    # is still found, as words that name a domain are rarer than generic ones.
+    words = itertools.islice(itertools.product(string.ascii_lowercase, repeat=3), 300)
+    generic = " ".join("w" + "".join(letters) for letters in words)
+    texts = [generic] * 3 + [" ".join(sorted(COOKING))] * 2
+    vectors = np.tile([[0.9, 0.1]], (len(texts), 1)).astype(np.float32)
+    assert set(domain_words(texts, vectors, TopicEncoder(), n=5)) == COOKING
 
 
 def test_domain_words_of_a_single_document_is_empty() -> None:
