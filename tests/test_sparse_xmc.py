@@ -11,7 +11,7 @@ import scipy.sparse as sp
 
 from taxonomist.errors import InputError, ModelError
 from taxonomist.scorers import Batch
-from taxonomist.scorers.sparse_xmc import SparseXMCScorer
+from taxonomist.scorers.sparse_xmc import SparseXMCScorer, _write_xmc
 
 # Labels 1 and 4 have no examples; the others have eight words of their own.
 WORDS = {0: "apple pear plum fig grape melon cherry lemon",
@@ -67,14 +67,64 @@ def test_score_gives_model_scores_zero_when_absent_and_minus_inf_at_padding() ->
 def test_save_then_load_predicts_the_same(library: str, tmp_path: Path) -> None:
     texts, targets = documents(60, seed=0)
     scorer = SparseXMCScorer(library=library, top_k=4, n_threads=1).fit(texts, targets)
+    new = documents(20, seed=3)[0]
+    before = scorer.predict(new)  # Omikuji's first prediction densifies weights: saved so too
     scorer.save(tmp_path)
     assert not list(tmp_path.rglob("*.pkl")) and (tmp_path / "config.json").exists()
     loaded = SparseXMCScorer.load(tmp_path)
-    new = documents(20, seed=3)[0]
-    before, after = scorer.predict(new), loaded.predict(new)
+    after = loaded.predict(new)
     assert np.array_equal(before.indptr, after.indptr) and np.array_equal(before.indices, after.indices)
     np.testing.assert_allclose(after.data, before.data, atol=1e-6)  # Omikuji's tree sum: float32 rounding
     assert loaded.n_labels_ == N_LABELS and loaded.library == library
+
+
+def test_shared_features_are_the_texts_own_and_a_fold_fitted_on_them_predicts_alike() -> None:
+    texts, targets = documents(80, seed=0)
+    features = SparseXMCScorer().featurize(texts)  # the classifier's one featurization for every fit
+    rest, held = np.arange(60), np.arange(60, 80)
+    held_texts = [texts[i] for i in held]
+    assert (features.rows(held).matrix != features.tfidf.transform(held_texts)).nnz == 0
+    scorer = SparseXMCScorer(top_k=N_LABELS, n_threads=1).fit([texts[i] for i in rest], targets[rest],
+                                                                features=features.rows(rest))
+    assert scorer.tfidf_ is features.tfidf
+    shared, featurized = scorer.predict(held_texts, features=features.rows(held)), scorer.predict(held_texts)
+    assert np.array_equal(shared.indices, featurized.indices) and np.array_equal(shared.data, featurized.data)
+    assert np.array_equal(shared.toarray().argmax(axis=1), targets[held].indices)
+
+
+def test_features_of_other_texts_are_input_errors() -> None:
+    texts, targets = documents(20, seed=0)
+    features = SparseXMCScorer().featurize(texts)
+    with pytest.raises(InputError, match="20 texts but 19 rows of features"):
+        SparseXMCScorer().fit(texts, targets, features=features.rows(np.arange(19)))
+    scorer = SparseXMCScorer(n_threads=1).fit(texts, targets)  # a featurizer of its own
+    with pytest.raises(InputError, match="another featurizer"):
+        scorer.predict(texts, features=features)
+
+
+def test_one_tree_when_the_root_is_a_leaf() -> None:
+    """Fewer labels than Omikuji's min_branch_size: every tree would be the same one-vs-rest leaf."""
+    texts, targets = documents(60, seed=0)
+    assert SparseXMCScorer(n_threads=1).fit(texts, targets).model_.model.n_trees == 1
+    many = 120
+    words = [f"w{label}a w{label}b w{label}c" for label in range(many)]
+    texts = [words[i % many] for i in range(2 * many)]
+    targets = sp.csr_matrix((np.ones(2 * many, np.float32), (np.arange(2 * many), np.arange(2 * many) % many)))
+    assert SparseXMCScorer(n_threads=1).fit(texts, targets).model_.model.n_trees == 3
+
+
+def test_training_file_holds_the_matrices(tmp_path: Path) -> None:
+    features = sp.csr_matrix(np.array([[0.6, 0, 0.8] + [0] * 9, [0] * 11 + [1.0], [0, 0.28, 0] + [0.96] + [0] * 8],
+                                      np.float32))
+    targets = sp.csr_matrix(np.array([[1, 0, 1], [0, 0, 0], [0, 1, 0]], np.float32))
+    _write_xmc(tmp_path / "train.txt", features, targets)
+    header, *lines = (tmp_path / "train.txt").read_text(encoding="ascii").split("\n")[:-1]
+    assert header == "3 12 3" and len(lines) == 3
+    for line, row, labels in zip(lines, features, targets):  # read as Omikuji reads it
+        label_field, *pairs = line.split(" ")
+        assert [int(x) for x in label_field.split(",") if x] == labels.indices.tolist()
+        assert [int(p.split(":")[0]) for p in pairs] == row.indices.tolist()
+        np.testing.assert_allclose([float(p.split(":")[1]) for p in pairs], row.data, atol=1e-8)
 
 
 def test_add_labels_widens_predictions_without_predicting_them(tmp_path: Path) -> None:

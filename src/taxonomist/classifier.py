@@ -219,13 +219,20 @@ class Classifier(BaseEstimator):
         # Held-out scores adapt to up to ADAPT_POOL of the examples' texts (labels unused), as a fitted model
         # adapts to the pool or batch it ranks; never to an earlier fit's pool.
         sample = np.random.default_rng(self.random_state).permutation(n)[:ADAPT_POOL]
+        # The sparse scorer's TF-IDF is fitted once, on all the examples' texts (labels unused), for every fit.
+        features = None
+        if "sparse" in self.supervised:
+            from .scorers.sparse_xmc import SparseXMCScorer
+
+            features = SparseXMCScorer().featurize(texts)
         parts = []
         progress = tqdm(total=len(folds) + 1, desc="training (held-out folds, then all)", unit=" fits",
                         disable=not self.show_progress, file=sys.stderr)
         for held in folds:
             held = np.sort(held)
             rest = np.setdiff1d(np.arange(n), held)
-            learners = self._fit_learners([texts[i] for i in rest], vectors[rest], targets[rest], fold=True)
+            learners = self._fit_learners([texts[i] for i in rest], vectors[rest], targets[rest], fold=True,
+                                          features=None if features is None else features.rows(rest))
             pool = np.union1d(held, sample[: max(0, ADAPT_POOL - len(held))])
             adaptation = self._adapt(Batch([texts[i] for i in pool], vectors[pool]), learners=learners)
             candidates, scores = self._supervised_scores(Batch([texts[i] for i in held], vectors[held]), learners,
@@ -244,12 +251,14 @@ class Classifier(BaseEstimator):
             # posteriors alone (with few examples per label it can be worse: its weights come from weaker folds).
             if _top1_hits(fusion.decision(scores, counts), truth) >= _top1_hits(scores["zero_shot"], truth):
                 self.fusion_ = fusion
-        self.learners_ = self._fit_learners(texts, vectors, targets)
+        self.learners_ = self._fit_learners(texts, vectors, targets, features=features)
         progress.update()
         progress.close()
 
     def _fit_learners(self, texts: list[str], vectors: np.ndarray, targets: sp.csr_matrix,
-                      only: tuple[str, ...] | None = None, fold: bool = False) -> Learners:
+                      only: tuple[str, ...] | None = None, fold: bool = False,
+                      features: object | None = None) -> Learners:
+        """`features`: the sparse scorer's Features of `texts`, when already computed."""
         chosen = set(self.supervised if only is None else only)
         text_vectors = self.label_text_.index_.vectors
         learners = Learners(counts=label_counts(targets), documents=len(texts))
@@ -262,7 +271,8 @@ class Classifier(BaseEstimator):
         if "sparse" in chosen:
             from .scorers.sparse_xmc import SparseXMCScorer
 
-            learners.sparse = SparseXMCScorer(library_params=FOLD_SPARSE if fold else None).fit(texts, targets)
+            learners.sparse = SparseXMCScorer(library_params=FOLD_SPARSE if fold else None).fit(texts, targets,
+                                                                                               features=features)
         return learners
 
     def _hierarchy(self) -> HierarchyScorer | None:

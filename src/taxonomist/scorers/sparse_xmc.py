@@ -5,11 +5,17 @@ wordnet-taxonomy (65k training documents, 17k labels), it reaches P@1 61.7 / nDC
 PLT reaches 57.2 / 59.3 at its best (C=32; 55.5 / 57.2 with its defaults), and Omikuji's default Parabel
 trees (deep, binary) 60.6 / 62.5. Omikuji's Bonsai setting (arity 100) ties on accuracy (61.5 / 64.0; runs
 of Omikuji vary by ±0.2) but needs 110 s of training CPU to arity 32's 64 s. Predicting the top 50 labels,
-TF-IDF included, runs at 2.6k documents/s on 2 threads (Parabel 350, napkinXC 380); the model takes 89 MB.
-On foldoc (91 labels) every tree shape ties at P@1 68.4 and napkinXC reaches 67.6. Not kept: character
-n-grams (+0.3 P@1 on wordnet for 8× the training time), min_df 1 (−0.4 P@1 on wordnet) and plain tf (a tie
-on foldoc). One tree instead of three (`library_params={"n_trees": 1}`) costs about 1 P@1 for half the
-training time and a third of the size.
+TF-IDF included, ran at 2.6k documents/s on 2 threads with beam 10 (Parabel 350, napkinXC 380); the
+model takes 89 MB. On foldoc (91 labels) every tree shape ties at P@1 68.4 and napkinXC reaches 67.6. Not
+kept: character n-grams (+0.3 P@1 on wordnet for 8× the training time), min_df 1 (−0.4 P@1 on wordnet),
+plain tf (a tie on foldoc), and on foldoc unigrams only (−0.5 P@1 for 40% less training), min_df 3 (−0.7)
+or max_features 50k (−0.2). One tree instead of three (`library_params={"n_trees": 1}`) costs about 1 P@1
+on wordnet for half the training time and a third of the size; with fewer labels than Omikuji's
+min_branch_size (foldoc) the root is a leaf, so every tree would be the same and one is trained.
+
+Speed: the TF-IDF (taxonomist.tfidf) is sklearn's at 5× the speed, and `featurize` lets several fits share
+it (`Features`). Beam 5, not Omikuji's 10, ties on wordnet (P@1 61.9, P@5 28.6) at 60% of the CPU per
+document, and densified weights (see _Omikuji) take another quarter off.
 """
 
 from __future__ import annotations
@@ -22,25 +28,43 @@ import sys
 import tempfile
 from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
-from sklearn.feature_extraction.text import TfidfVectorizer
 
 from ..errors import InputError, ModelError
 from ..sparse import csr_lookup, to_csr
+from ..tfidf import WordTfidf
 from . import Batch
 
 FORMAT = 1
 # Training hyper-parameters given to each library as they are (Omikuji HyperParam fields, napkinXC PLT
 # keyword arguments); `library_params` overrides them one by one.
 DEFAULT_PARAMS: dict[str, dict[str, Any]] = {
-    "omikuji": {"cluster_k": 32, "cluster_balanced": False, "max_depth": 3},  # 3 trees: Omikuji's default
+    # 3 trees: Omikuji's default. Its SVMs stop at a looser tolerance (eps 0.5, not 0.1): 40% less training
+    # CPU on foldoc, 20% on wordnet-taxonomy, P@1 within ±0.2 on both.
+    "omikuji": {"cluster_k": 32, "cluster_balanced": False, "max_depth": 3, "linear_eps": 0.5},
     "napkinxc": {"liblinear_c": 32.0, "seed": 0},
 }
 PINS = {"omikuji": "omikuji==0.5.2", "napkinxc": "napkinxc==0.7.2"}
+VALUE_DECIMALS = 8  # of feature values in Omikuji's training file
+DENSE_WEIGHTS = 0.1  # Omikuji stores weight vectors with more than this share of non-zeros densely (see _Omikuji)
+
+
+@dataclass(frozen=True)
+class Features:
+    """TF-IDF rows of some texts and the featurizer fitted for them (`SparseXMCScorer.featurize`): `fit` and
+    `predict` take them in place of featurizing the texts again, so that one featurization serves several
+    models on subsets of the rows (the classifier's held-out folds and its final model)."""
+
+    tfidf: WordTfidf
+    matrix: sp.csr_matrix
+
+    def rows(self, index: np.ndarray) -> "Features":
+        return Features(self.tfidf, self.matrix[index])
 
 
 class SparseXMCScorer:
@@ -60,7 +84,7 @@ class SparseXMCScorer:
         sublinear_tf: bool = True,
         top_k: int = 50,
         n_threads: int = 2,
-        beam_size: int = 10,
+        beam_size: int = 5,
         library_params: Mapping[str, Any] | None = None,
     ) -> None:
         self.library = library
@@ -73,20 +97,31 @@ class SparseXMCScorer:
         self.beam_size = beam_size
         self.library_params = library_params
 
-    def fit(self, texts: list[str], targets: sp.csr_matrix) -> "SparseXMCScorer":
+    def featurize(self, texts: list[str]) -> Features:
+        """A TF-IDF featurizer with this scorer's parameters, fitted on `texts`, and their features."""
+        tfidf = WordTfidf(**self._tfidf_params())
+        try:
+            return Features(tfidf, tfidf.fit_transform(texts))
+        except ValueError as error:  # no words, or none in min_df documents
+            raise InputError(f"no words to learn from in {len(texts)} training texts ({error})",
+                             fix=f"give more or longer training texts, or lower min_df (now {self.min_df})") from None
+
+    def fit(self, texts: list[str], targets: sp.csr_matrix, *, features: Features | None = None) -> "SparseXMCScorer":
+        """Learn from `texts`, featurized here unless `features` (their rows, from `featurize` on these or
+        more texts) are given."""
         targets = sp.csr_matrix(targets > 0, dtype=np.float32)  # a copy without stored zeros
         if targets.shape[0] != len(texts):
             raise InputError(f"{len(texts)} texts but {targets.shape[0]} rows of targets",
                              fix="give one row of labels per text")
+        if features is not None and features.matrix.shape[0] != len(texts):
+            raise InputError(f"{len(texts)} texts but {features.matrix.shape[0]} rows of features",
+                             fix="give the features of these texts (Features.rows)")
         backend = _backend(self.library)
-        self.vectorizer_ = self._vectorizer()
-        try:
-            features = self.vectorizer_.fit_transform(texts)
-        except ValueError as error:  # empty vocabulary, or min_df above the number of documents
-            raise InputError(f"no words to learn from in {len(texts)} training texts ({error})",
-                             fix=f"give more or longer training texts, or lower min_df (now {self.min_df})") from None
-        useful = features.getnnz(axis=1) > 0  # a text with no known word teaches the trees nothing
-        features, targets = features[useful], targets[useful]
+        features = self.featurize(texts) if features is None else features
+        self.tfidf_ = features.tfidf
+        matrix = features.matrix
+        useful = matrix.getnnz(axis=1) > 0  # a text with no known word teaches the trees nothing
+        matrix, targets = matrix[useful], targets[useful]
         self.labels_ = np.flatnonzero(targets.getnnz(axis=0)).astype(np.int64)
         if not len(self.labels_):
             raise InputError("no training text with a known word has a label",
@@ -94,15 +129,19 @@ class SparseXMCScorer:
         self.n_labels_ = targets.shape[1]
         params = {**DEFAULT_PARAMS[self.library], **(self.library_params or {})}
         # Trained on the labels with examples only, renumbered: napkinXC would otherwise score the others.
-        self.model_ = backend.fit(features, targets[:, self.labels_].tocsr(), params, self.n_threads)
+        self.model_ = backend.fit(matrix, targets[:, self.labels_].tocsr(), params, self.n_threads)
         return self
 
-    def predict(self, texts: list[str]) -> sp.csr_matrix:
-        """(n, n_labels_) float32: each text's top_k labels with the model's score, nothing elsewhere."""
+    def predict(self, texts: list[str], *, features: Features | None = None) -> sp.csr_matrix:
+        """(n, n_labels_) float32: each text's top_k labels with the model's score, nothing elsewhere.
+        `features`: the texts' rows from the featurizer this scorer was fitted with, instead of featurizing."""
+        if features is not None and (features.tfidf is not self.tfidf_ or features.matrix.shape[0] != len(texts)):
+            raise InputError("features from another featurizer, or not one row per text",
+                             fix="give the rows of these texts from the Features the scorer was fitted on")
         if not texts:
             return sp.csr_matrix((0, self.n_labels_), dtype=np.float32)
-        features = self.vectorizer_.transform(texts)
-        positions, scores = self.model_.predict(features, min(self.top_k, len(self.labels_)), self.beam_size)
+        matrix = self.tfidf_.transform(texts) if features is None else features.matrix
+        positions, scores = self.model_.predict(matrix, min(self.top_k, len(self.labels_)), self.beam_size)
         positions = np.where(positions >= 0, self.labels_[np.maximum(positions, 0)], -1)
         return to_csr(positions, scores, self.n_labels_)
 
@@ -116,9 +155,8 @@ class SparseXMCScorer:
         folder = Path(folder)
         config = {"format": FORMAT, "params": self.get_params(), "n_labels": self.n_labels_}
         (folder / "config.json").write_text(json.dumps(config, indent=1), encoding="utf-8")
-        terms = self.vectorizer_.get_feature_names_out().tolist()
-        (folder / "vocabulary.json").write_text(json.dumps(terms, ensure_ascii=False), encoding="utf-8")
-        np.save(folder / "idf.npy", self.vectorizer_.idf_)
+        (folder / "vocabulary.json").write_text(json.dumps(self.tfidf_.terms(), ensure_ascii=False), encoding="utf-8")
+        np.save(folder / "idf.npy", self.tfidf_.idf_)
         np.save(folder / "labels.npy", self.labels_)
         (folder / "model").mkdir()
         self.model_.save(folder / "model")
@@ -131,6 +169,8 @@ class SparseXMCScorer:
             terms = json.loads((folder / "vocabulary.json").read_text(encoding="utf-8"))
             idf = np.load(folder / "idf.npy", allow_pickle=False)
             labels = np.load(folder / "labels.npy", allow_pickle=False)
+            if len(idf) != len(terms):
+                raise ValueError(f"{len(terms)} terms but {len(idf)} idf weights")
         except (OSError, ValueError) as error:
             raise ModelError(f"cannot read the sparse XMC model ({error})", where=str(folder),
                              fix="train the model again") from None
@@ -138,8 +178,7 @@ class SparseXMCScorer:
             raise ModelError(f"sparse XMC model of another format ({config.get('format')}, expected {FORMAT})",
                              where=str(folder), fix="train the model again with this version")
         scorer = cls(**config["params"])
-        scorer.vectorizer_ = scorer._vectorizer({term: i for i, term in enumerate(terms)})
-        scorer.vectorizer_.idf_ = idf
+        scorer.tfidf_ = WordTfidf.from_terms(terms, idf, **scorer._tfidf_params())
         scorer.labels_, scorer.n_labels_ = labels, int(config["n_labels"])
         try:
             scorer.model_ = _backend(scorer.library).load(folder / "model", scorer.n_threads)
@@ -154,18 +193,23 @@ class SparseXMCScorer:
                 "n_threads": self.n_threads, "beam_size": self.beam_size,
                 "library_params": dict(self.library_params or {})}
 
-    def _vectorizer(self, vocabulary: dict[str, int] | None = None) -> TfidfVectorizer:
-        return TfidfVectorizer(ngram_range=tuple(self.ngram_range), min_df=self.min_df, max_features=self.max_features,
-                               sublinear_tf=self.sublinear_tf, dtype=np.float32, vocabulary=vocabulary)
+    def _tfidf_params(self) -> dict[str, Any]:
+        return {"ngram_range": tuple(self.ngram_range), "min_df": self.min_df, "max_features": self.max_features,
+                "sublinear_tf": self.sublinear_tf}
 
 
 class _Omikuji:
     """Omikuji trains from a file in the XMC repository format and predicts one document per call: the calls
     go straight to its C API on the CSR buffers (its Python wrapper copies pairs one by one: 3× slower on
-    foldoc), from `n_threads` threads, as the call releases the GIL (2.5× the documents/s on 2 cores)."""
+    foldoc), from `n_threads` threads, as the call releases the GIL (2.5× the documents/s on 2 cores).
+
+    The first prediction stores the weight vectors denser than DENSE_WEIGHTS as dense arrays: on
+    wordnet-taxonomy a quarter less CPU per document for 35 MB more memory. Not at fit or load, so that a
+    model saved before predicting keeps its smaller sparse files (89 MB rather than 114 MB on wordnet)."""
 
     def __init__(self, model: Any, n_threads: int) -> None:
         self.model, self.n_threads = model, n_threads
+        self.dense = False
 
     @classmethod
     def fit(cls, features: sp.csr_matrix, targets: sp.csr_matrix, params: dict[str, Any],
@@ -178,6 +222,8 @@ class _Omikuji:
                 raise InputError(f"omikuji has no hyper-parameter {name!r}",
                                  fix="see omikuji.Model.default_hyper_param()")
             setattr(hyper, name, value)
+        if targets.shape[1] < hyper.min_branch_size:  # the root is a leaf: every tree would be the same
+            hyper.n_trees = 1
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "train.txt"
             _write_xmc(path, features, targets)
@@ -189,6 +235,10 @@ class _Omikuji:
     def predict(self, features: sp.csr_matrix, k: int, beam_size: int) -> tuple[np.ndarray, np.ndarray]:
         from omikuji._libomikuji import ffi, lib
 
+        if not self.dense:
+            with _native_output("omikuji densifying"):
+                self.model.densify_weights(DENSE_WEIGHTS, self.n_threads)
+            self.dense = True
         features.sort_indices()
         indices = features.indices.astype(np.uint32)
         values = features.data.astype(np.float32)
@@ -284,14 +334,52 @@ def _backend(library: str) -> type[_Omikuji] | type[_NapkinXC]:
 
 
 def _write_xmc(path: Path, features: sp.csr_matrix, targets: sp.csr_matrix) -> None:
-    """XMC repository format: header `docs features labels`, then `l1,l2 f:v f:v` per document."""
-    pairs = [f"{j}:{v:.6g}" for j, v in zip(features.indices.tolist(), features.data.tolist())]
-    labels = list(map(str, targets.indices.tolist()))
-    fi, ti = features.indptr, targets.indptr
-    with open(path, "w", encoding="ascii") as handle:
-        handle.write(f"{features.shape[0]} {features.shape[1]} {targets.shape[1]}\n")
-        for i in range(features.shape[0]):  # every row has a feature (fit drops those without)
-            handle.write(",".join(labels[ti[i]:ti[i + 1]]) + " " + " ".join(pairs[fi[i]:fi[i + 1]]) + "\n")
+    """XMC repository format: header `docs features labels`, then `l1,l2 f:v f:v` per document.
+
+    Formatted in numpy (a Python loop over the pairs took 0.35 s on foldoc): every field, a label and its
+    comma or a `feature:value` pair and its space, has the same width, zero-padded (Omikuji reads 007 as 7
+    and skips empty labels, so a line without labels gets a field of commas); the last label of a line ends
+    with a space, its last pair with a newline. Values (at most 1: rows have unit length) keep
+    VALUE_DECIMALS decimals."""
+    index_width = len(str(max(features.shape[1] - 1, 0)))
+    width = index_width + 4 + VALUE_DECIMALS  # `f:w.ddd` and a separator: wider than any 32-bit label and comma
+    whole, fraction = np.divmod(np.rint(features.data * 10.0 ** VALUE_DECIMALS).astype(np.int64), 10 ** VALUE_DECIMALS)
+    pairs = np.empty((features.nnz, width), np.uint8)
+    pairs[:, :index_width] = _ascii(features.indices, index_width)
+    pairs[:, index_width] = ord(":")
+    pairs[:, index_width + 1: index_width + 2] = _ascii(whole, 1)
+    pairs[:, index_width + 2] = ord(".")
+    pairs[:, index_width + 3: -1] = _ascii(fraction, VALUE_DECIMALS)
+    pairs[:, -1] = ord(" ")
+    n_labels, n_pairs = np.diff(targets.indptr), np.diff(features.indptr)
+    slots = np.maximum(n_labels, 1)  # label fields per line
+    first = np.cumsum(slots + n_pairs) - slots - n_pairs  # each line's first field
+    lines = np.full((int((slots + n_pairs).sum()), width), ord(","), np.uint8)
+    labelled = first[np.repeat(np.arange(len(n_labels)), n_labels)] + _within_rows(targets.indptr)
+    lines[labelled, :-1] = _ascii(targets.indices, width - 1)
+    lines[(first + slots)[np.repeat(np.arange(len(n_pairs)), n_pairs)] + _within_rows(features.indptr)] = pairs
+    lines[first + slots - 1, -1] = ord(" ")
+    lines[first + slots + n_pairs - 1, -1] = ord("\n")
+    with open(path, "wb") as handle:
+        handle.write(f"{features.shape[0]} {features.shape[1]} {targets.shape[1]}\n".encode())
+        handle.write(lines.data)
+
+
+def _ascii(values: np.ndarray, width: int) -> np.ndarray:
+    """Integers in [0, 2**32) as (n, width) zero-padded decimal ASCII (in uint32: 2x faster than int64)."""
+    digits = np.empty((len(values), width), np.uint8)
+    rest = values.astype(np.uint32)
+    for k in range(width - 1, -1, -1):
+        quotient = rest // np.uint32(10)
+        digits[:, k] = rest - quotient * np.uint32(10)
+        rest = quotient
+    return digits + np.uint8(ord("0"))
+
+
+def _within_rows(indptr: np.ndarray) -> np.ndarray:
+    """Each stored entry's position within its CSR row."""
+    lengths = np.diff(indptr)
+    return np.arange(indptr[-1]) - np.repeat(indptr[:-1], lengths)
 
 
 @contextlib.contextmanager
