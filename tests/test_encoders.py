@@ -275,10 +275,12 @@ def test_static_encoder_is_distilled_once_and_reused(static, cache, monkeypatch,
     assert "distilling" not in capsys.readouterr().err
 
 
-def test_static_encoder_does_not_truncate(static):
-    long_text = " ".join(COOKING * 5 + ASTRONOMY * 100)  # far beyond model2vec's 512-token default
+def test_static_encoder_reads_512_tokens_like_model2vec(static):
+    long_text = " ".join(COOKING * 5 + ASTRONOMY * 100)  # far beyond 512 tokens
     head = " ".join(COOKING * 5)
-    assert cosine(static.encode([long_text])[0], static.encode([head])[0]) < 0.9
+    assert cosine(static.encode([long_text])[0], static.encode([head])[0]) < 0.9  # past the head...
+    longer = long_text + " " + " ".join(COOKING)
+    np.testing.assert_array_equal(static.encode([longer]), static.encode([long_text]))  # ...not past 512 tokens
 
 
 def test_get_encoder_dispatches(static, cache, minilm):

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from taxonomist.encoders.base import check_texts, l2_normalize, resolve_cache_dir
+from taxonomist.encoders.pieces import PieceTokenizer
 from taxonomist.encoders.transformer import (
     DEFAULT_ALIASES,
     DEFAULT_THREADS,
@@ -72,15 +73,17 @@ class StaticEncoder:
                 fix="delete this folder to distill it again, or pass another model2vec folder",
             ) from error
         self._table = np.asarray(self._model.embedding, dtype=np.float32)
+        self._pieces = PieceTokenizer(self._model.tokenizer)
         self.dim = int(self._model.dim)
         self.identity = f"model2vec:{folder.name}@sha256:{_folder_digest(folder, cache)}|pool=float32"
 
     def encode(self, texts: Sequence[str], *, show_progress: bool = False) -> np.ndarray:
         # model2vec's own encode loops in Python per length bucket; a sparse (texts × vocabulary) matrix
-        # product with the token table gives the same mean ~2× faster.
+        # product with the token table gives the same mean ~2× faster. Like model2vec, it reads the first
+        # 512 tokens (the tokenizer's truncation).
         model = self._model
         return pooled_token_vectors(
-            model.tokenizer, self._table, check_texts(texts), show_progress,
+            self._pieces, self._table, check_texts(texts), show_progress,
             mapping=model.token_mapping, weights=model.weights, skip_id=model.unk_token_id,
         )
 
@@ -150,19 +153,20 @@ class WordLlamaEncoder:
                 )
         with safe_open(str(weights), framework="np") as f:
             self._table = np.ascontiguousarray(f.get_tensor("embedding.weight")[:, :dim], dtype=np.float32)
-        self._tokenizer = Tokenizer.from_file(str(tokenizer))
-        self._tokenizer.no_padding()
-        self._tokenizer.no_truncation()
+        tokenizer = Tokenizer.from_file(str(tokenizer))
+        tokenizer.no_padding()
+        tokenizer.no_truncation()
+        self._pieces = PieceTokenizer(tokenizer)
         self.dim = dim
         version = importlib.metadata.version("wordllama")
         self.identity = f"wordllama:l2_supercat_256@{version}|dim={dim}"
 
     def encode(self, texts: Sequence[str], *, show_progress: bool = False) -> np.ndarray:
-        return pooled_token_vectors(self._tokenizer, self._table, check_texts(texts), show_progress)
+        return pooled_token_vectors(self._pieces, self._table, check_texts(texts), show_progress)
 
 
 def pooled_token_vectors(
-    tokenizer,
+    pieces: PieceTokenizer,
     table: np.ndarray,
     texts: list[str],
     show_progress: bool,
@@ -172,21 +176,23 @@ def pooled_token_vectors(
     skip_id: int | None = None,
 ) -> np.ndarray:
     """Mean of each text's token vectors (optionally re-mapped and weighted), L2-normalised; a text with
-    no known token gives a zero row."""
+    no known token gives a zero row. Tokens come from `pieces` (memoised: the tokenizer on whole texts
+    was 85% of the time)."""
     from scipy.sparse import csr_matrix
     from tqdm.auto import tqdm
 
     out = np.zeros((len(texts), table.shape[1]), dtype=np.float32)
     n_tokens = len(mapping) if mapping is not None else table.shape[0]
     for start in tqdm(range(0, len(texts), _BATCH), unit="batch", desc="encoding", disable=not show_progress):
-        batch = tokenizer.encode_batch_fast(texts[start : start + _BATCH], add_special_tokens=False)
-        ids = [np.asarray(encoding.ids, dtype=np.int64) for encoding in batch]
+        batch = texts[start : start + _BATCH]
+        tokens, indptr = pieces.encode(batch)
         if skip_id is not None:
-            ids = [i[i != skip_id] for i in ids]
-        counts = np.fromiter((len(i) for i in ids), dtype=np.int64, count=len(ids))
-        tokens = np.clip(np.concatenate(ids), 0, n_tokens - 1) if counts.sum() else np.zeros(0, np.int64)
+            kept = tokens != skip_id
+            indptr = np.concatenate([[0], np.cumsum(kept)])[indptr]
+            tokens = tokens[kept]
+        tokens = np.clip(tokens, 0, n_tokens - 1)
         data = weights[tokens].astype(np.float32) if weights is not None else np.ones(len(tokens), np.float32)
         columns = mapping[tokens] if mapping is not None else tokens
-        rows = csr_matrix((data, columns, np.concatenate([[0], np.cumsum(counts)])), shape=(len(ids), table.shape[0]))
-        out[start : start + len(ids)] = rows @ table  # sums; the mean's scale vanishes on normalising
+        rows = csr_matrix((data, columns, indptr), shape=(len(batch), table.shape[0]))
+        out[start : start + len(batch)] = rows @ table  # sums; the mean's scale vanishes on normalising
     return l2_normalize(out)
