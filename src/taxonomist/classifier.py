@@ -65,6 +65,7 @@ class Adaptation:
     # The pool's own smoothed posteriors by text (not saved): a batch drawn from the pool — the usual case,
     # since the pool is the corpus being classified — reuses them instead of ranking its documents again.
     posteriors: sp.csr_matrix | None = None
+    vectors: np.ndarray | None = None
     rows: dict[str, int] | None = None
 
     def pool_rows(self, texts: Sequence[str]) -> np.ndarray:
@@ -317,9 +318,21 @@ class Classifier(BaseEstimator):
             best = csr_top_k(posteriors, 1)[0][:, 0]
             if len(np.unique(best)) > 1:  # one pseudo-label class teaches nothing (and sklearn refuses it)
                 adaptation.self_training = SelfTrainingScorer().fit(pool, best, len(self.labels))
-        adaptation.posteriors = posteriors
+        adaptation.posteriors, adaptation.vectors = posteriors, pool.vectors
         adaptation.rows = {text: row for row, text in enumerate(pool.texts)}
         return adaptation
+
+    def _batch(self, texts: list[str]) -> Batch:
+        """The texts with their vectors; those of the adaptation pool are not encoded again."""
+        rows = self.pool_.pool_rows(texts) if self.pool_ is not None else np.full(len(texts), -1)
+        known = rows >= 0
+        if not known.any():
+            return Batch(texts, self._encode(texts))
+        vectors = np.empty((len(texts), self.pool_.vectors.shape[1]), dtype=np.float32)
+        vectors[known] = self.pool_.vectors[rows[known]]
+        if not known.all():
+            vectors[~known] = self._encode([text for text, seen in zip(texts, known) if not seen])
+        return Batch(texts, vectors)
 
     def _batch_adaptation(self, batch: Batch) -> Adaptation:
         """The unlabeled pool's adaptation; else, with `adapt`, the batch's own; else none."""
@@ -406,7 +419,7 @@ class Classifier(BaseEstimator):
         """Top-k label positions and scores in [0, 1] per text, best first; -1 pads. Scores are posteriors
         over the labels without examples, and per-label probabilities with them."""
         self._check_fitted()
-        batch = Batch(list(texts), self._encode(texts))
+        batch = self._batch(list(texts))
         adaptation = self._batch_adaptation(batch)
         if self.fusion_ is None:
             return csr_top_k(self._zero_shot(batch, adaptation), k)
@@ -429,7 +442,7 @@ class Classifier(BaseEstimator):
             if learner is not None:
                 learner.update(vectors, targets)
         if self.pool_ is not None:  # the pool's posteriors came from the learners as they were
-            self.pool_.posteriors = self.pool_.rows = None
+            self.pool_.posteriors = self.pool_.vectors = self.pool_.rows = None
         new_counts = label_counts(targets)
         self.learners_.counts = self.learners_.counts + new_counts
         self.learners_.documents += len(texts)
@@ -463,7 +476,7 @@ class Classifier(BaseEstimator):
                 self.pool_.propagation.posteriors_ = sp.hstack(
                     [posteriors, sp.csr_matrix((posteriors.shape[0], n_new))]).tocsr()
             self.pool_.self_training = None  # its classes are the old labels only
-            self.pool_.posteriors = self.pool_.rows = None
+            self.pool_.posteriors = self.pool_.vectors = self.pool_.rows = None
 
     def save(self, path: str) -> None:
         """A model folder (see store.py): written atomically, verified on load, no training data needed."""
