@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-# Largest similarity block held at once (rows × labels × 4 bytes); ~128 MB keeps 100k labels at ~320 rows.
-BLOCK_BYTES = 128 * 2**20
+# Largest similarity block held at once (rows × labels × 4 bytes): 32 MB (~80 rows of 100k labels) searched
+# 16.7k documents' top 100 of 17k labels 1.3× and their top 11 of 16.7k documents 1.6× faster than 128 MB.
+BLOCK_BYTES = 32 * 2**20
 
 
 def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
