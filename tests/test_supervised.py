@@ -9,6 +9,8 @@ from conftest import HashingEncoder
 
 from taxonomist.classifier import Classifier
 from taxonomist.errors import InputError, ModelError
+from taxonomist.fusion import Fusion
+from taxonomist.index import GraphIndex, LabelIndex
 from taxonomist.labels import Label, LabelSet
 from taxonomist.scorers import Batch
 from taxonomist.scorers.linear import LinearScorer
@@ -84,6 +86,37 @@ def test_neighbours_vote_with_similarity_and_mark_padding():
     scores = scorer.score(Batch(["q"], np.array([[1, 0]], np.float32)), np.array([[0, 1, -1]]))
     # Mean over the 2 neighbours of similarity × has-label: both nearest examples carry label 0.
     assert scores[0, 0] == pytest.approx((1 + x[1, 0]) / 2) and scores[0, 1] == 0.0 and scores[0, 2] == -np.inf
+
+
+def test_neighbours_of_many_examples_come_from_a_graph_that_grows_and_survives_saving(tmp_path):
+    x = HashingEncoder().encode(TEXTS)
+    assert isinstance(NeighbourScorer(graph_from=None).fit(x, sp.identity(len(x), format="csr")).index_, LabelIndex)
+    classifier = fitted(supervised=DENSE)
+    classifier.learners_.neighbours = NeighbourScorer(graph_from=100).fit(x, classifier._targets(IDS))
+    assert isinstance(classifier.learners_.neighbours.index_, GraphIndex)
+    assert top1(classifier) == ["a", "b", "c"]
+    classifier.update([f"comet galaxy telescope {w}" for w in FILLER], [["d"]] * len(FILLER))
+    assert len(classifier.learners_.neighbours.index_) == len(TEXTS) + len(FILLER)
+    classifier.save(tmp_path / "model")
+    loaded = Classifier.load(tmp_path / "model", encoder=HashingEncoder())
+    assert isinstance(loaded.learners_.neighbours.index_, GraphIndex)
+    (p1, s1), (p2, s2) = classifier.rank(TEST, 4), loaded.rank(TEST, 4)
+    assert (p1 == p2).all() and np.allclose(s1, s2)
+
+
+def test_fusion_decision_is_the_logistic_model_on_the_full_feature_rows():
+    rng = np.random.default_rng(0)
+    shape = (40, 6)
+    scores = {name: rng.normal(size=shape).astype(np.float32) for name in ("zero_shot", "prototypes", "linear")}
+    scores["zero_shot"][:, -1] = -np.inf  # padding
+    counts = rng.choice([0, 1, 3, 7, 50], size=shape).astype(np.float32)
+    truth = scores["prototypes"] + rng.normal(size=shape) > 1
+    fusion = Fusion().fit(scores, counts, truth)
+    features = (fusion._features(scores, counts) - fusion.mean_) / fusion.scale_
+    expected = (features @ fusion.coef_ + fusion.intercept_).reshape(shape)
+    got = fusion.decision(scores, counts)
+    np.testing.assert_allclose(got[:, :-1], expected[:, :-1], rtol=1e-5, atol=1e-5)
+    assert np.isneginf(got[:, -1]).all()
 
 
 def test_unknown_example_labels_are_an_error():

@@ -47,20 +47,42 @@ class Fusion:
         return self
 
     def decision(self, scores: Mapping[str, np.ndarray], counts: np.ndarray) -> np.ndarray:
-        """Log-odds (n, C) that each candidate applies; -inf at padding."""
-        first = scores[self.scorers_[0]]
-        features = (self._features(scores, counts) - self.mean_) / self.scale_
-        logits = (features @ self.coef_ + self.intercept_).reshape(first.shape).astype(np.float32)
-        return np.where(np.isfinite(first), logits, -np.inf)
+        """Log-odds (n, C) that each candidate applies; -inf at padding.
+
+        The model is linear in the features, so each band folds into one weight per base column and an
+        offset: a pair's log-odds is its band's offset plus its base columns times its band's weights, and
+        the (pairs × features) matrix of `fit` (~40 columns) is never built.
+        """
+        weights, offsets = self._band_weights()
+        band = _band(counts)
+        logits = offsets[band]
+        for j, column in enumerate(self._base(scores, counts)):
+            logits += weights[band, j] * column
+        return np.where(np.isfinite(scores[self.scorers_[0]]), logits, -np.inf)
+
+    def _band_weights(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per band, the weight of each base column and the offset, standardisation folded in."""
+        n_bands, n_base = len(BANDS), len(self.scorers_) + 1
+        raw = self.coef_.astype(np.float64) / self.scale_  # weight per unstandardised feature
+        offset = self.intercept_ - float(raw @ self.mean_)
+        base, onehot, interactions = np.split(raw, [n_base, n_base + n_bands])
+        weights = (base + interactions.reshape(n_bands, n_base)).astype(np.float32)
+        return weights, (offset + onehot).astype(np.float32)
+
+    def _base(self, scores: Mapping[str, np.ndarray], counts: np.ndarray) -> list[np.ndarray]:
+        """Each scorer's score (0 at padding) and log1p(example count): the columns bands interact with."""
+        return [np.nan_to_num(scores[name], neginf=0.0).astype(np.float32, copy=False) for name in self.scorers_] + [
+            np.log1p(counts).astype(np.float32, copy=False)]
 
     def _features(self, scores: Mapping[str, np.ndarray], counts: np.ndarray) -> np.ndarray:
-        columns = [np.nan_to_num(scores[name], neginf=0.0).ravel() for name in self.scorers_]
-        columns.append(np.log1p(counts).ravel())
-        band = np.searchsorted(BANDS, counts.ravel(), side="right") - 1
-        onehot = np.eye(len(BANDS), dtype=np.float32)[band]
-        base = np.column_stack(columns).astype(np.float32)
+        base = np.column_stack([column.ravel() for column in self._base(scores, counts)])
+        onehot = np.eye(len(BANDS), dtype=np.float32)[_band(counts).ravel()]
         interactions = (onehot[:, :, None] * base[:, None, :]).reshape(len(base), -1)
         return np.hstack([base, onehot, interactions])
+
+
+def _band(counts: np.ndarray) -> np.ndarray:
+    return np.searchsorted(BANDS, counts, side="right") - 1
 
 
 def label_counts(targets: sp.csr_matrix) -> np.ndarray:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-# Largest similarity block held at once (rows × labels × 4 bytes); ~128 MB keeps 100k labels at ~320 rows.
-BLOCK_BYTES = 128 * 2**20
+# Largest similarity block held at once (rows × labels × 4 bytes): 32 MB (~80 rows of 100k labels) searched
+# 16.7k documents' top 100 of 17k labels 1.3× and their top 11 of 16.7k documents 1.6× faster than 128 MB.
+BLOCK_BYTES = 32 * 2**20
 
 
 def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -47,3 +48,52 @@ class LabelIndex:
     def add(self, vectors: np.ndarray) -> None:
         """Append labels: a new label is suggestible as soon as its vector is in the index."""
         self.vectors = np.vstack([self.vectors, np.asarray(vectors, dtype=np.float32)])
+
+
+class GraphIndex:
+    """Unit vectors searched approximately by cosine similarity through a navigable graph (faiss HNSW).
+
+    For many vectors searched by many queries, where an exact search is a matrix product with all of them
+    per query: on 65k wordnet-taxonomy training documents (static 256-d encoder, k=20) it finds 91% of the
+    exact neighbours for a 4.5× smaller share of CPU, and the nearest-examples scorer built on it loses
+    0.06 P@1. Building the graph costs about as much as 14k exact queries (11 s of CPU), so a set searched
+    only a few times is better searched exactly. The graph holds its own copy of the vectors.
+    """
+
+    def __init__(self, vectors: np.ndarray, *, links: int = 16, build_effort: int = 40, search_effort: int = 64) -> None:
+        import faiss
+
+        self.graph = faiss.IndexHNSWFlat(vectors.shape[1], links, faiss.METRIC_INNER_PRODUCT)
+        self.graph.hnsw.efConstruction = build_effort
+        self.graph.hnsw.efSearch = search_effort
+        self.add(vectors)
+
+    def __len__(self) -> int:
+        return self.graph.ntotal
+
+    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k vectors per query row, best first: (positions int64 (n, k), scores float32 (n, k))."""
+        import faiss
+
+        k = min(k, len(self))
+        # The graph's candidate list must hold k results; faiss takes it per call, not per index.
+        params = faiss.SearchParametersHNSW(efSearch=max(self.graph.hnsw.efSearch, k))
+        scores, positions = self.graph.search(np.ascontiguousarray(queries, dtype=np.float32), k, params=params)
+        return positions.astype(np.int64), scores
+
+    def add(self, vectors: np.ndarray) -> None:
+        self.graph.add(np.ascontiguousarray(vectors, dtype=np.float32))
+
+    def to_bytes(self) -> np.ndarray:
+        """The graph and its vectors as uint8, for saving; `from_bytes` reverses it."""
+        import faiss
+
+        return faiss.serialize_index(self.graph)
+
+    @classmethod
+    def from_bytes(cls, data: np.ndarray) -> "GraphIndex":
+        import faiss
+
+        index = object.__new__(cls)
+        index.graph = faiss.deserialize_index(np.asarray(data, dtype=np.uint8))
+        return index

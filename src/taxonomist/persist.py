@@ -18,7 +18,7 @@ import scipy.sparse as sp
 
 from .encoders import get_encoder
 from .errors import ModelError
-from .index import LabelIndex
+from .index import GraphIndex, LabelIndex
 from .labels import Label, LabelSet
 from .store import load_model, save_model
 
@@ -127,6 +127,8 @@ def _state(part: Any, prefix: str) -> tuple[dict[str, Any], dict[str, np.ndarray
             arrays[f"{prefix}/{key}"] = value
         elif isinstance(value, LabelIndex):
             arrays[f"{prefix}/{key}@index"] = value.vectors
+        elif isinstance(value, GraphIndex):
+            arrays[f"{prefix}/{key}@graph"] = value.to_bytes()
         elif sp.issparse(value):
             csr = value.tocsr()
             for field in ("data", "indices", "indptr"):
@@ -150,6 +152,8 @@ def _restore(class_name: str, plain: dict[str, Any], arrays: dict[str, np.ndarra
         attr = key[len(start):]
         if attr.endswith("@index"):
             setattr(part, attr[: -len("@index")], LabelIndex(value))
+        elif attr.endswith("@graph"):
+            setattr(part, attr[: -len("@graph")], GraphIndex.from_bytes(value))
         elif "@csr." in attr:
             name, field = attr.split("@csr.")
             if field == "shape":

@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
+from .index import top_k
+
 
 def to_csr(candidates: np.ndarray, values: np.ndarray, n_labels: int) -> sp.csr_matrix:
     """(n, C) positions (-1 padding) and values → CSR (n, n_labels); duplicates are summed."""
@@ -14,6 +16,10 @@ def to_csr(candidates: np.ndarray, values: np.ndarray, n_labels: int) -> sp.csr_
     out = sp.csr_matrix((values[valid].astype(np.float32), (rows, candidates[valid])), shape=(n, n_labels))
     out.sum_duplicates()
     return out
+
+
+# Dense scratch rows of csr_lookup: small enough to stay in cache (measured 2-4 MB best, 64 MB 1.6× slower).
+LOOKUP_BYTES = 4 * 2**20
 
 
 def csr_top_k(matrix: sp.csr_matrix, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -34,21 +40,35 @@ def csr_top_k(matrix: sp.csr_matrix, k: int) -> tuple[np.ndarray, np.ndarray]:
     dense_vals[rows, cols] = matrix.data
     dense_pos[rows, cols] = matrix.indices
     take = min(k, width)
-    part = np.argpartition(-dense_vals, take - 1, axis=1)[:, :take]
-    vals = np.take_along_axis(dense_vals, part, axis=1)
-    order = np.argsort(-vals, axis=1, kind="stable")
-    part = np.take_along_axis(part, order, axis=1)
-    positions[:, :take] = np.take_along_axis(dense_pos, part, axis=1)
-    values[:, :take] = np.take_along_axis(dense_vals, part, axis=1)
+    slots, values[:, :take] = top_k(dense_vals, take)  # torch.topk: 4× faster here than argpartition + argsort
+    positions[:, :take] = np.take_along_axis(dense_pos, slots, axis=1)
     positions[~np.isfinite(values)] = -1
     return positions, values
 
 
 def csr_lookup(matrix: sp.csr_matrix, candidates: np.ndarray) -> np.ndarray:
-    """matrix[i, candidates[i, j]] for every slot: 0.0 where the matrix stores nothing, -inf at padding (-1)."""
-    rows = np.repeat(np.arange(candidates.shape[0]), candidates.shape[1])
-    values = np.asarray(matrix[rows, np.maximum(candidates, 0).ravel()]).reshape(candidates.shape)
-    return np.where(candidates >= 0, values, -np.inf).astype(np.float32)
+    """matrix[i, candidates[i, j]] for every slot: 0.0 where the matrix stores nothing, -inf at padding (-1).
+
+    A block of rows is scattered into dense scratch rows, read at the candidates, and zeroed again: ~7×
+    faster than scipy's fancy indexing on rows of ~600 unsorted entries (it scans each row per lookup).
+    The matrix must not hold duplicate entries (to_csr and sparse arithmetic leave none).
+    """
+    matrix = matrix.tocsr()
+    n, n_labels = matrix.shape
+    out = np.empty(candidates.shape, dtype=np.float32)
+    step = max(1, LOOKUP_BYTES // (4 * max(1, n_labels)))
+    scratch = np.zeros((min(step, n), n_labels), dtype=np.float32)
+    indptr = matrix.indptr
+    for start in range(0, n, step):
+        stop = min(start + step, n)
+        entries = slice(indptr[start], indptr[stop])
+        rows = np.repeat(np.arange(stop - start), np.diff(indptr[start : stop + 1]))
+        cols = matrix.indices[entries]
+        scratch[rows, cols] = matrix.data[entries]
+        out[start:stop] = np.take_along_axis(scratch[: stop - start], np.maximum(candidates[start:stop], 0), axis=1)
+        scratch[rows, cols] = 0.0
+    out[candidates < 0] = -np.inf
+    return out
 
 
 def union(*candidate_lists: np.ndarray) -> np.ndarray:

@@ -31,13 +31,15 @@ def gather(per_label: np.ndarray, candidates: np.ndarray, fill: float = -np.inf)
     return out
 
 
-GATHER_BYTES = 64 * 2**20  # largest (rows, candidates, dim) block of gathered label vectors held at once
+# Largest (rows, candidates, dim) block of gathered label vectors: one that stays in cache (4 MB measured 2.5×
+# faster than 64 MB on 17k labels, 181 candidates; 256 KB is slower again).
+GATHER_BYTES = 4 * 2**20
 DENSE_FACTOR = 8  # score all labels densely when there are at most this many per candidate slot
 
 
 def candidate_dots(queries: np.ndarray, label_vectors: np.ndarray, candidates: np.ndarray) -> np.ndarray:
     """queries[i] · label_vectors[candidates[i, j]] for every slot, -inf at padding (-1); rows are done in
-    blocks so that gathering (rows, C, d) label vectors stays within GATHER_BYTES whatever the batch."""
+    blocks so that the gathered (rows, C, d) label vectors stay within GATHER_BYTES whatever the batch."""
     n, c = candidates.shape
     if label_vectors.shape[0] <= DENSE_FACTOR * c:  # few labels: one product with all of them is faster
         out = np.take_along_axis(queries @ label_vectors.T, np.maximum(candidates, 0), axis=1).astype(np.float32)

@@ -10,7 +10,6 @@ from ..labels import LabelSet
 from . import Batch, candidate_dots
 
 
-
 class LabelTextScorer:
     """Each label embedded through several text views (name: description, ancestor path, aliases); a
     document's score for a label is the mean cosine over the views.
@@ -57,8 +56,9 @@ class LabelTextScorer:
         return self.index_.search(batch.vectors, size)
 
     def score(self, batch: Batch, candidates: np.ndarray) -> np.ndarray:
-        sims = sum(candidate_dots(batch.vectors, view, candidates) for view in self.view_vectors_)
-        return (sims / len(self.view_vectors_)).astype(np.float32)
+        """The mean of the cosines over the views is the dot product with the mean view vector: one gather of
+        candidate vectors instead of one per view."""
+        return candidate_dots(batch.vectors, self.view_vectors_.mean(axis=0, dtype=np.float32), candidates)
 
     def add_labels(self, label_set: LabelSet, encoder: Encoder) -> None:
         """Embed labels appended to the label set since fit; they are suggestible at once."""
