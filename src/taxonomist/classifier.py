@@ -21,7 +21,7 @@ from .scorers import Batch
 from .scorers.hierarchy import HierarchyScorer
 from .scorers.label_text import LabelTextScorer
 from .scorers.linear import LinearScorer
-from .scorers.neighbours import NeighbourScorer
+from .scorers.neighbours import GRAPH_FROM, NeighbourScorer
 from .scorers.prior import PriorScorer, softmax_rows
 from .scorers.propagation import PropagationScorer
 from .scorers.prototype import PrototypeScorer
@@ -268,7 +268,9 @@ class Classifier(BaseEstimator):
         if "linear" in chosen:
             learners.linear = LinearScorer(self.linear_alpha).fit(text_vectors, vectors, targets)
         if "neighbours" in chosen:
-            learners.neighbours = NeighbourScorer(self.neighbours).fit(vectors, targets)
+            # A fold's scorer ranks one held-out fold only: too few queries to pay for building a graph.
+            learners.neighbours = NeighbourScorer(self.neighbours, graph_from=None if fold else GRAPH_FROM).fit(
+                vectors, targets)
         if "sparse" in chosen:
             from .scorers.sparse_xmc import SparseXMCScorer
 
