@@ -49,6 +49,9 @@ MAX_HOLDOUT = 3000
 MIN_HOLDOUT = 20
 MIN_FUSION_DOCS = 1000
 MAX_FOLDS = 5
+# Candidates each source (zero-shot, nearest examples, sparse model) adds to the list the fusion scores: on
+# wordnet-taxonomy (static encoder) 50 rather than 100 cost 0.04 P@1 and ranked 1.4x faster.
+FUSION_CANDIDATES = 50
 ADAPT_POOL = 20_000
 # A fold's sparse model only has to score like the final one, not as well: one tree instead of three halves
 # the cross-fitting cost of the slowest scorer.
@@ -395,12 +398,12 @@ class Classifier(BaseEstimator):
     def _supervised_scores(self, batch: Batch, learners: Learners, adaptation: Adaptation):
         """Candidates (the zero-shot shortlist ∪ the supervised scorers' own) and every scorer's score there."""
         posteriors = self._zero_shot(batch, adaptation, learners)
-        lists = [csr_top_k(posteriors, self.shortlist)[0]]
+        lists = [csr_top_k(posteriors, FUSION_CANDIDATES)[0]]
         votes = learners.neighbours.predict(batch.vectors) if learners.neighbours is not None else None
         predicted = learners.sparse.predict(batch.texts) if learners.sparse is not None else None
         for matrix in (votes, predicted):
             if matrix is not None:
-                lists.append(csr_top_k(matrix, self.shortlist)[0])
+                lists.append(csr_top_k(matrix, FUSION_CANDIDATES)[0])
         candidates = union(*lists)
         scores = {
             "label_text": self.label_text_.score(batch, candidates),
