@@ -178,7 +178,7 @@ def test_strict_makes_an_unknown_uri_an_error_naming_file_and_line(capsys, tmp_p
 
 
 def test_strict_fails_while_reading_before_any_encoding(capsys, tmp_path, vocab, monkeypatch):
-    corpus = write(tmp_path, "corpus.tsv", f"Living cells\t<http://ex.org/nope>\n")
+    corpus = write(tmp_path, "corpus.tsv", "Living cells\t<http://ex.org/nope>\n")
     monkeypatch.setattr("taxonomist.classifier.Classifier.fit", lambda *a, **k: pytest.fail("encoded first"))
     code, _, err = run(capsys, "suggest", "--labels", vocab, "--docs", corpus, "--strict")
     assert code == 2 and f"{corpus}:1:" in err

@@ -137,7 +137,7 @@ def test_batches():
 def test_jsonl_row_errors_name_file_line_and_field(tmp_path, line, field, what):
     e = error_of(write(tmp_path, "docs.jsonl", '{"id": "a", "text": "fine"}\n' + line + "\n"))
     assert what in e.what
-    assert f"docs.jsonl:2" in e.where
+    assert "docs.jsonl:2" in e.where
     if field:
         assert f"'{field}'" in e.where
 
