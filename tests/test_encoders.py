@@ -287,13 +287,14 @@ def test_get_encoder_dispatches(static, cache, minilm):
     assert isinstance(get_encoder("model2vec", cache_dir=cache, use_cache=False), StaticEncoder)
     assert isinstance(get_encoder("static", cache_dir=cache, use_cache=False), WordLlamaEncoder)
     folder_encoder = get_encoder(str(static.model_path), cache_dir=cache)
-    assert isinstance(folder_encoder, CachedEncoder) and isinstance(folder_encoder.encoder, StaticEncoder)
+    assert isinstance(folder_encoder, StaticEncoder)  # static encoders are not worth caching on disk
     assert folder_encoder.identity == static.identity
     assert isinstance(get_encoder("wordllama", use_cache=False), WordLlamaEncoder)
     default = get_encoder("minilm", cache_dir=cache)
     assert isinstance(default.encoder, TransformerEncoder) and default.identity == minilm.identity
     assert default.path == cache / "embeddings.sqlite3"
-    assert folder_encoder.static and not default.static  # the cache passes on what kind of encoder it wraps
+    assert folder_encoder.static and not default.static
+    assert CachedEncoder(static, cache).static  # a cache passes on what kind of encoder it wraps
 
 
 def test_default_cache_dir_follows_the_environment(monkeypatch, tmp_path):
