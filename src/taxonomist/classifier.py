@@ -240,7 +240,7 @@ class Classifier(BaseEstimator):
             pool = np.union1d(held, sample[: max(0, ADAPT_POOL - len(held))])
             adaptation = self._adapt(Batch([texts[i] for i in pool], vectors[pool]), learners=learners)
             candidates, scores = self._supervised_scores(Batch([texts[i] for i in held], vectors[held]), learners,
-                                                         adaptation)
+                                                         adaptation, None if features is None else features.rows(held))
             parts.append((candidates, scores, learners.counts[np.maximum(candidates, 0)],
                           csr_lookup(targets[held], candidates) > 0))
             progress.update()
@@ -395,12 +395,14 @@ class Classifier(BaseEstimator):
         mixed = (1 - w) * np.log(np.maximum(probs, 1e-12)) + w * adaptation.self_training.score(batch, top)
         return to_csr(top, softmax_rows(np.where(top >= 0, mixed, -np.inf)), len(self.labels))
 
-    def _supervised_scores(self, batch: Batch, learners: Learners, adaptation: Adaptation):
-        """Candidates (the zero-shot shortlist ∪ the supervised scorers' own) and every scorer's score there."""
+    def _supervised_scores(self, batch: Batch, learners: Learners, adaptation: Adaptation,
+                           features: object | None = None):
+        """Candidates (the zero-shot shortlist ∪ the supervised scorers' own) and every scorer's score there;
+        `features`: the batch's sparse features when already computed (a held-out fold's)."""
         posteriors = self._zero_shot(batch, adaptation, learners)
         lists = [csr_top_k(posteriors, FUSION_CANDIDATES)[0]]
         votes = learners.neighbours.predict(batch.vectors) if learners.neighbours is not None else None
-        predicted = learners.sparse.predict(batch.texts) if learners.sparse is not None else None
+        predicted = learners.sparse.predict(batch.texts, features=features) if learners.sparse is not None else None
         for matrix in (votes, predicted):
             if matrix is not None:
                 lists.append(csr_top_k(matrix, FUSION_CANDIDATES)[0])
