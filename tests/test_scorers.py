@@ -16,6 +16,7 @@ from taxonomist.labels import Label, LabelSet
 from taxonomist.scorers import Batch, gather
 from taxonomist.scorers.hierarchy import HierarchyScorer
 from taxonomist.scorers.label_text import LabelTextScorer
+from taxonomist.scorers.lexical import LexicalScorer
 from taxonomist.scorers.prior import PriorScorer
 from taxonomist.scorers.propagation import PropagationScorer
 from taxonomist.scorers.self_training import FLOOR, SelfTrainingScorer
@@ -343,3 +344,32 @@ def test_domain_words_reach_past_the_most_frequent_words() -> None:
 def test_domain_words_of_a_single_document_is_empty() -> None:
     text = ["bake the bread in the oven with flour and butter"]
     assert domain_words(text, HashingEncoder().encode(text), HashingEncoder()) == []
+
+
+def _lexical_labels() -> LabelSet:
+    return LabelSet([Label("c", "compiler"), Label("os", "operating system"),
+                     Label("p", "person, individual, someone"), Label("n", "network", aliases=("LAN",))])
+
+
+def test_lexical_finds_names_plurals_synonyms_and_aliases() -> None:
+    scorer = LexicalScorer().fit(_lexical_labels())
+    mentions = scorer.mentions(["Compilers for an Operating System", "someone on the lan", "nothing here"]).toarray()
+    assert mentions[0, 0] > 0 and mentions[0, 1] > 0 and mentions[0, 2:].sum() == 0
+    assert mentions[1, 2] > 0 and mentions[1, 3] > 0  # one synonym of a listed name; an alias
+    assert mentions[2].sum() == 0
+
+
+def test_lexical_counts_an_early_mention_more_and_pads_with_minus_inf() -> None:
+    scorer = LexicalScorer().fit(_lexical_labels())
+    early, late = "compiler " + "word " * 60, "word " * 60 + "compiler"
+    scores = scorer.score(Batch([early, late], np.zeros((2, 2), np.float32)), np.array([[0, 1, -1], [0, 1, -1]]))
+    assert scores[0, 0] > scores[1, 0] > 0 and scores[0, 1] == 0 == scores[1, 1]
+    assert np.isneginf(scores[:, 2]).all()
+
+
+def test_lexical_indexes_labels_added_later() -> None:
+    labels = _lexical_labels()
+    scorer = LexicalScorer().fit(labels)
+    grown = LabelSet([*labels, Label("db", "database")])
+    scorer.add_labels(grown)
+    assert scorer.mentions(["a database"]).toarray()[0, 4] > 0

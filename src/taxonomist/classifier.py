@@ -20,6 +20,7 @@ from .labels import Label, LabelSet
 from .scorers import Batch
 from .scorers.hierarchy import HierarchyScorer
 from .scorers.label_text import LabelTextScorer
+from .scorers.lexical import LexicalScorer
 from .scorers.linear import LinearScorer
 from .scorers.neighbours import GRAPH_FROM, NeighbourScorer
 from .scorers.prior import PriorScorer, softmax_rows
@@ -180,6 +181,7 @@ class Classifier(BaseEstimator):
             self.labels, self.encoder_, show_progress=self.show_progress
         )
         self.hierarchy_ = self._hierarchy()
+        self.lexical_ = LexicalScorer().fit(self.labels)
         self.learners_, self.fusion_ = Learners(), None
         if examples:
             self._fit_examples(list(texts), vectors, self._targets(label_ids))
@@ -411,6 +413,7 @@ class Classifier(BaseEstimator):
             "label_text": self.label_text_.score(batch, candidates),
             "zero_shot": np.where(candidates >= 0, np.log(np.maximum(csr_lookup(posteriors, candidates), 1e-6)),
                                   -np.inf),
+            "lexical": self.lexical_.score(batch, candidates),
         }
         if learners.prototypes is not None:
             scores["prototypes"] = learners.prototypes.score(batch, candidates)
@@ -464,6 +467,7 @@ class Classifier(BaseEstimator):
         n_new = len(self.labels) - start
         self.label_text_.add_labels(self.labels, self.encoder_)
         self.hierarchy_ = self._hierarchy()
+        self.lexical_.add_labels(self.labels)
         text_vectors = self.label_text_.index_.vectors[start:]
         learners = self.learners_
         for learner in (learners.prototypes, learners.linear):

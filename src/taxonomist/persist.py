@@ -20,6 +20,7 @@ from .encoders import get_encoder
 from .errors import ModelError
 from .index import GraphIndex, LabelIndex
 from .labels import Label, LabelSet
+from .scorers.lexical import LexicalScorer
 from .store import load_model, save_model
 
 PLAIN = (int, float, str, bool, type(None), tuple, list)
@@ -87,6 +88,7 @@ def load(cls: type, path: str | Path, *, encoder: Any = None, labels: LabelSet |
     classifier.encoder_ = encoder_
     classifier.contexts_ = tuple(meta["contexts"])
     classifier.hierarchy_ = classifier._hierarchy()
+    classifier.lexical_ = LexicalScorer().fit(saved_labels)
     with np.load(stored.entry("arrays.npz"), allow_pickle=False) as npz:
         arrays = {key: npz[key] for key in npz.files}
     restored = {}
@@ -106,7 +108,7 @@ def load(cls: type, path: str | Path, *, encoder: Any = None, labels: LabelSet |
 
 
 def _parts(classifier: Any) -> dict[str, Any]:
-    """The fitted parts worth saving; the hierarchy is rebuilt from the labels, and the pool's
+    """The fitted parts worth saving; the hierarchy and the lexical index are rebuilt from the labels, and the pool's
     self-training classifier (an sklearn model) is not saved: a loaded model adapts without it."""
     learners = classifier.learners_
     pool = classifier.pool_
