@@ -119,6 +119,43 @@ def test_fusion_decision_is_the_logistic_model_on_the_full_feature_rows():
     assert np.isneginf(got[:, -1]).all()
 
 
+def test_fusion_follows_the_documents_that_weigh_more():
+    """Half the held-out documents are right by scorer a, half by b: weighting one half decides whom to trust."""
+    rng = np.random.default_rng(0)
+    shape = (200, 5)
+    a, b = rng.normal(size=shape).astype(np.float32), rng.normal(size=shape).astype(np.float32)
+    first = np.arange(shape[0]) < shape[0] // 2
+    truth = np.where(first[:, None], a > 1, b > 1)
+    scores, counts = {"zero_shot": a, "prototypes": b}, np.ones(shape, np.float32)
+    towards_a = Fusion().fit(scores, counts, truth, np.where(first, 10.0, 0.1))
+    towards_b = Fusion().fit(scores, counts, truth, np.where(first, 0.1, 10.0))
+    weight = {name: towards_a._band_weights()[0][1, j] for j, name in enumerate(towards_a.scorers_)}
+    assert weight["zero_shot"] > weight["prototypes"]
+    weight = {name: towards_b._band_weights()[0][1, j] for j, name in enumerate(towards_b.scorers_)}
+    assert weight["prototypes"] > weight["zero_shot"]
+
+
+def test_held_out_documents_weigh_as_much_as_their_labels_are_commoner_in_the_pool():
+    from taxonomist.classifier import _shift_weights
+
+    held = sp.csr_matrix(np.array([[1, 0], [1, 0], [1, 0], [0, 1]], np.float32))  # held out: a 3×, b once
+    weights = _shift_weights(held, np.array([0.1, 0.9]))  # the pool: mostly b
+    assert np.isclose(weights.mean(), 1) and weights[3] > weights[0] == weights[1] == weights[2]
+    assert np.allclose(_shift_weights(held, np.array([0.75, 0.25])), 1)  # same shares: no reweighting
+
+
+def test_an_unlabeled_pool_weighs_the_fusion_towards_its_labels(monkeypatch):
+    import taxonomist.classifier as classifier_module
+
+    seen = []
+    real = classifier_module._shift_weights
+    monkeypatch.setattr(classifier_module, "_shift_weights", lambda *a: seen.append(1) or real(*a))
+    fitted(supervised=DENSE)
+    assert not seen
+    Classifier(LABELS, encoder=HashingEncoder(), context="", supervised=DENSE).fit(TEXTS, IDS, unlabeled=TEST)
+    assert seen
+
+
 def test_unknown_example_labels_are_an_error():
     with pytest.raises(InputError, match="not in the label set"):
         Classifier(LABELS, encoder=HashingEncoder(), context="").fit(["text"], [["zzz"]])

@@ -25,23 +25,27 @@ class Fusion:
         self.max_rows = max_rows
         self.random_state = random_state
 
-    def fit(self, scores: Mapping[str, np.ndarray], counts: np.ndarray, truth: np.ndarray) -> "Fusion":
+    def fit(self, scores: Mapping[str, np.ndarray], counts: np.ndarray, truth: np.ndarray,
+            weights: np.ndarray | None = None) -> "Fusion":
         """Scores (n, C) per scorer at the same candidates (-inf = padding), the candidates' example counts
-        (n, C) and whether each candidate is a gold label of its document (bool (n, C))."""
+        (n, C), whether each candidate is a gold label of its document (bool (n, C)) and, optionally, a
+        weight per document."""
         from sklearn.linear_model import LogisticRegression
 
         self.scorers_ = tuple(scores)
         valid = np.isfinite(next(iter(scores.values())))
         features = self._features(scores, counts)[valid.ravel()]
         target = truth[valid]
+        row_weights = None if weights is None else np.broadcast_to(weights[:, None], truth.shape)[valid]
         rng = np.random.default_rng(self.random_state)
         if len(target) > self.max_rows:
             keep = rng.choice(len(target), self.max_rows, replace=False)
             features, target = features[keep], target[keep]
+            row_weights = None if row_weights is None else row_weights[keep]
         self.mean_ = features.mean(axis=0)
         self.scale_ = np.where(features.std(axis=0) > 0, features.std(axis=0), 1.0)
         model = LogisticRegression(C=self.regularisation, max_iter=1000)
-        model.fit((features - self.mean_) / self.scale_, target)
+        model.fit((features - self.mean_) / self.scale_, target, sample_weight=row_weights)
         self.coef_ = model.coef_.ravel().astype(np.float32)
         self.intercept_ = float(model.intercept_[0])
         return self
