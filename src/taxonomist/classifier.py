@@ -109,8 +109,10 @@ class Classifier(BaseEstimator):
 
     Labelled examples switch on the `supervised` scorers: prototypes (label text moved towards its
     examples), a ridge head anchored on label text, nearest examples and a sparse XMC model on words. A
-    fusion learnt on held-out examples weighs them against the zero-shot evidence by label frequency, so
-    labels without examples are still suggested; scores are then probabilities that a label applies.
+    fusion learnt on held-out examples weighs them against the zero-shot evidence and the label names'
+    mentions in the text, by label frequency, so labels without examples are still suggested; scores are
+    then probabilities that a label applies. With unlabeled texts, the held-out examples are weighted
+    towards the labels common in those texts.
     """
 
     def __init__(
@@ -259,7 +261,8 @@ class Classifier(BaseEstimator):
         progress.close()
         return scores, counts, truth, targets[np.concatenate(folds)]
 
-    def _fit_fusion(self, scores: dict, counts: np.ndarray, truth: np.ndarray, held_targets: sp.csr_matrix):
+    def _fit_fusion(self, scores: dict, counts: np.ndarray, truth: np.ndarray,
+                    held_targets: sp.csr_matrix) -> Fusion | None:
         """The fusion, or None where it would not rank the held-out documents better than the adapted
         prototype posteriors alone (with few examples per label it can be worse: its weights come from
         weaker folds). With an unlabeled pool, held-out documents are weighted towards the pool's labels."""
