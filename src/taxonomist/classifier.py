@@ -183,7 +183,8 @@ class Classifier(BaseEstimator):
             self.labels, self.encoder_, show_progress=self.show_progress
         )
         self.hierarchy_ = self._hierarchy()
-        self.lexical_ = LexicalScorer().fit(self.labels)
+        # Label-name mentions are a fusion feature: only worth indexing when there are examples to fuse.
+        self.lexical_ = LexicalScorer().fit(self.labels) if examples else None
         self.learners_, self.fusion_ = Learners(), None
         pool_batch = None if pool is None else Batch(list(unlabeled), pool)
         held_out = self._fit_examples(list(texts), vectors, self._targets(label_ids)) if examples else None
@@ -482,7 +483,8 @@ class Classifier(BaseEstimator):
         n_new = len(self.labels) - start
         self.label_text_.add_labels(self.labels, self.encoder_)
         self.hierarchy_ = self._hierarchy()
-        self.lexical_.add_labels(self.labels)
+        if self.lexical_ is not None:
+            self.lexical_.add_labels(self.labels)
         text_vectors = self.label_text_.index_.vectors[start:]
         learners = self.learners_
         for learner in (learners.prototypes, learners.linear):

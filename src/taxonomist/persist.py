@@ -88,7 +88,6 @@ def load(cls: type, path: str | Path, *, encoder: Any = None, labels: LabelSet |
     classifier.encoder_ = encoder_
     classifier.contexts_ = tuple(meta["contexts"])
     classifier.hierarchy_ = classifier._hierarchy()
-    classifier.lexical_ = LexicalScorer().fit(saved_labels)
     with np.load(stored.entry("arrays.npz"), allow_pickle=False) as npz:
         arrays = {key: npz[key] for key in npz.files}
     restored = {}
@@ -102,6 +101,7 @@ def load(cls: type, path: str | Path, *, encoder: Any = None, labels: LabelSet |
                                     neighbours=restored.get("neighbours"), sparse=restored.get("sparse"),
                                     counts=arrays.get("counts"), documents=meta["documents"])
     classifier.fusion_ = restored.get("fusion")
+    classifier.lexical_ = LexicalScorer().fit(saved_labels) if classifier.learners_.counts is not None else None
     has_pool = "prior" in restored or "propagation" in restored
     classifier.pool_ = Adaptation(restored.get("prior"), restored.get("propagation")) if has_pool else None
     return classifier
