@@ -9,7 +9,7 @@ from conftest import HashingEncoder
 
 from taxonomist.classifier import Classifier
 from taxonomist.errors import InputError, ModelError
-from taxonomist.fusion import Fusion
+from taxonomist.fusion import BOOSTED_MIN_DOCS, BOOSTED_TOP, BoostedFusion, Fusion, fit_fusion, top1_hits
 from taxonomist.index import GraphIndex, LabelIndex
 from taxonomist.labels import Label, LabelSet
 from taxonomist.scorers import Batch
@@ -133,6 +133,61 @@ def test_fusion_follows_the_documents_that_weigh_more():
     assert weight["zero_shot"] > weight["prototypes"]
     weight = {name: towards_b._band_weights()[0][1, j] for j, name in enumerate(towards_b.scorers_)}
     assert weight["prototypes"] > weight["zero_shot"]
+
+
+def _runner_up_is_right(n_docs: int, seed: int = 0):
+    """Held-out pairs where the gold label is the one scorer `a` ranks second: a rule on ranks that no weighting
+    of the scores expresses (the best match is never the label, as when a document names a narrower label)."""
+    rng = np.random.default_rng(seed)
+    shape = (n_docs, 12)
+    a = rng.normal(size=shape).astype(np.float32)
+    b = rng.normal(size=shape).astype(np.float32)
+    truth = np.zeros(shape, bool)
+    truth[np.arange(n_docs), np.argsort(-a, axis=1)[:, 1]] = True
+    zero_shot = a + 0.1 * b
+    zero_shot[:, -1] = a[:, -1] = b[:, -1] = -np.inf  # padding
+    truth[:, -1] = False
+    return {"zero_shot": zero_shot, "prototypes": a, "sparse": b}, np.full(shape, 4, np.float32), truth
+
+
+def test_boosted_fusion_learns_what_ranks_say_and_the_logistic_fusion_cannot():
+    scores, counts, truth = _runner_up_is_right(600)
+    test_scores, test_counts, test_truth = _runner_up_is_right(300, seed=1)
+    boosted = BoostedFusion().fit(scores, counts, truth)
+    linear = Fusion().fit(scores, counts, truth)
+    logits = boosted.decision(test_scores, test_counts)
+    assert top1_hits(logits, test_truth) / 300 > 0.75 > 0.4 > top1_hits(linear.decision(test_scores, test_counts),
+                                                                      test_truth) / 300
+    assert np.isneginf(logits[:, -1]).all()  # padding
+    assert (np.isfinite(logits).sum(axis=1) >= BOOSTED_TOP).all()  # every scorer's best are scored
+
+
+def test_fit_fusion_chooses_trees_on_evidence_and_only_from_enough_documents():
+    scores, counts, truth = _runner_up_is_right(BOOSTED_MIN_DOCS)
+    assert isinstance(fit_fusion(scores, counts, truth), BoostedFusion)
+    few = {name: values[:300] for name, values in scores.items()}
+    assert not isinstance(fit_fusion(few, counts[:300], truth[:300]), BoostedFusion)
+    # Where the best score is right as it is, trees cannot do better and are not chosen.
+    best = np.random.default_rng(0).normal(size=truth.shape).astype(np.float32)
+    plain = {"zero_shot": best, "prototypes": best.copy()}
+    right = best == best.max(axis=1, keepdims=True)
+    assert not isinstance(fit_fusion(plain, counts, right), BoostedFusion)
+
+
+def test_a_model_with_boosted_fusion_ranks_the_same_after_loading(tmp_path):
+    classifier = fitted(supervised=DENSE)
+    batch = classifier._batch(TEXTS)
+    candidates, scores = classifier._supervised_scores(batch, classifier.learners_, classifier._batch_adaptation(batch))
+    truth = np.array([[candidate >= 0 and classifier.labels.ids[candidate] in ids for candidate in row]
+                      for row, ids in zip(candidates, IDS)])
+    classifier.fusion_ = BoostedFusion(rounds=20).fit(scores, classifier.learners_.counts[np.maximum(candidates, 0)],
+                                                      truth)
+    classifier.save(tmp_path / "model")
+    loaded = Classifier.load(tmp_path / "model", encoder=HashingEncoder())
+    assert isinstance(loaded.fusion_, BoostedFusion)
+    (p1, s1), (p2, s2) = classifier.rank(TEST, 3), loaded.rank(TEST, 3)
+    assert (p1 == p2).all() and np.allclose(s1, s2)
+    assert top1(loaded) == ["a", "b", "c"]
 
 
 def test_held_out_documents_weigh_as_much_as_their_labels_are_commoner_in_the_pool():

@@ -15,7 +15,7 @@ from tqdm import tqdm
 from .context import domain_words
 from .encoders import Encoder, get_encoder
 from .errors import InputError
-from .fusion import Fusion, label_counts
+from .fusion import BoostedFusion, Fusion, fit_fusion, label_counts
 from .labels import Label, LabelSet
 from .scorers import Batch
 from .scorers.hierarchy import HierarchyScorer
@@ -263,19 +263,15 @@ class Classifier(BaseEstimator):
         return scores, counts, truth, targets[np.concatenate(folds)]
 
     def _fit_fusion(self, scores: dict, counts: np.ndarray, truth: np.ndarray,
-                    held_targets: sp.csr_matrix) -> Fusion | None:
-        """The fusion, or None where it would not rank the held-out documents better than the adapted
-        prototype posteriors alone (with few examples per label it can be worse: its weights come from
-        weaker folds). With an unlabeled pool, held-out documents are weighted towards the pool's labels."""
+                    held_targets: sp.csr_matrix) -> Fusion | BoostedFusion | None:
+        """The fusion chosen on the held-out documents (see fusion.fit_fusion), or None. With an unlabeled pool,
+        held-out documents are weighted towards the pool's labels."""
         if not truth.any() or not (~truth & np.isfinite(scores["zero_shot"])).any():  # needs both kinds of pair
             return None
         weights = None
         if self.pool_ is not None and self.pool_.prior is not None:
             weights = _shift_weights(held_targets, np.exp(self.pool_.prior.log_prior_))
-        fusion = Fusion().fit(scores, counts, truth, weights)
-        if _top1_hits(fusion.decision(scores, counts), truth, weights) >= _top1_hits(scores["zero_shot"], truth, weights):
-            return fusion
-        return None
+        return fit_fusion(scores, counts, truth, weights, self.random_state)
 
     def _fit_learners(self, texts: list[str], vectors: np.ndarray, targets: sp.csr_matrix,
                       only: tuple[str, ...] | None = None, fold: bool = False,
@@ -535,11 +531,6 @@ class Classifier(BaseEstimator):
 
 def _pad(values: np.ndarray, width: int, fill) -> np.ndarray:
     return np.pad(values, ((0, 0), (0, width - values.shape[1])), constant_values=fill)
-
-
-def _top1_hits(scores: np.ndarray, truth: np.ndarray, weights: np.ndarray | None = None) -> float:
-    hits = truth[np.arange(len(truth)), np.argmax(scores, axis=1)]
-    return float(hits.sum() if weights is None else hits @ weights)
 
 
 def _shift_weights(held_targets: sp.csr_matrix, prior: np.ndarray) -> np.ndarray:
