@@ -137,7 +137,8 @@ class BoostedFusion:
         booster = lgb.Booster(model_str=self.model_.tobytes().decode())
         features, kept = _rank_features(scores, counts, self.scorers_)
         logits = np.full(kept.shape, -np.inf, dtype=np.float32)
-        logits[kept] = booster.predict(features, raw_score=True)
+        if len(features):
+            logits[kept] = booster.predict(features, raw_score=True)
         return logits
 
 
@@ -183,6 +184,8 @@ def _rank_features(scores: Mapping[str, np.ndarray], counts: np.ndarray,
     valid = np.isfinite(scores[names[0]])
     n, width = valid.shape
     top = min(BOOSTED_TOP, width)
+    if n == 0 or top == 0:
+        return np.empty((0, 3 * len(names) + 1), np.float32), np.zeros(valid.shape, bool)
     rows = np.arange(n)[:, None]
     columns, best_rank = [], np.full(valid.shape, top, dtype=np.int64)
     for name in names:
@@ -198,7 +201,7 @@ def _rank_features(scores: Mapping[str, np.ndarray], counts: np.ndarray,
         columns += [finite, finite - np.where(np.isfinite(best_value), best_value, 0), rank.astype(np.float32)]
         best_rank = np.minimum(best_rank, rank)
     columns.append(np.log1p(counts).astype(np.float32))
-    kept = valid & (best_rank < BOOSTED_TOP)
+    kept = valid & (best_rank < top)
     return np.stack([column[kept] for column in columns], axis=1), kept
 
 
