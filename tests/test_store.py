@@ -174,6 +174,8 @@ def test_load_refuses_a_damaged_or_foreign_manifest(saved):
     edit_manifest(model, lambda m: m.update(format=0, taxonomist_version="0.0.1"))
     older = error(model)
     assert "taxonomist 0.0.1" in older.what and "retrain" in older.fix and "upgrade" not in older.fix
+    edit_manifest(model, lambda m: m.update(format=1))  # format 1 is still read
+    load_model(model)
 
     (model / "manifest.json").write_text(original)
     edit_manifest(model, lambda m: m["entries"]["config.json"].update(object="../../etc/passwd"))

@@ -24,7 +24,10 @@ from pathlib import Path
 import taxonomist
 from taxonomist.errors import ModelError
 
-FORMAT_VERSION = 1
+# 2: nearest examples may be a faiss graph and the fusion boosted trees, which format-1 readers cannot load.
+# Format-1 models hold nothing this version cannot read, so both are accepted.
+FORMAT_VERSION = 2
+READABLE_FORMATS = (1, 2)
 MANIFEST = "manifest.json"
 STAGING_PREFIX = ".staging-"
 _OBJECT_NAME = re.compile(r"\.[0-9a-f]{12}(\.|$)")  # what save names objects; anything else is not ours
@@ -122,12 +125,12 @@ def load_model(path: str | os.PathLike, *, verify: bool = True) -> StoredModel:
                          where=str(model), fix=retrain)
     manifest = _read_manifest(model)
     written = manifest.get("format")
-    if written != FORMAT_VERSION:
+    if written not in READABLE_FORMATS:
         version = manifest.get("taxonomist_version", "an unknown version")
         newer = isinstance(written, int) and written > FORMAT_VERSION
         raise ModelError(
             f"model format {written} was written by taxonomist {version}; taxonomist {taxonomist.__version__} "
-            f"reads format {FORMAT_VERSION}", where=str(model / MANIFEST),
+            f"reads formats {' and '.join(map(str, READABLE_FORMATS))}", where=str(model / MANIFEST),
             fix=f"upgrade taxonomist to {version} or newer, or {retrain}" if newer else retrain)
     try:
         for name, entry in manifest["entries"].items():
