@@ -187,7 +187,9 @@ class Classifier(BaseEstimator):
         self.lexical_ = LexicalScorer().fit(self.labels) if examples else None
         self.learners_, self.fusion_ = Learners(), None
         pool_batch = None if pool is None else Batch(list(unlabeled), pool)
-        held_out = self._fit_examples(list(texts), vectors, self._targets(label_ids)) if examples else None
+        # A held-out fold adapts to as many texts as the model will: the unlabeled pool's size, when there is one.
+        pool_size = min(ADAPT_POOL, len(unlabeled)) if unlabeled else ADAPT_POOL
+        held_out = self._fit_examples(list(texts), vectors, self._targets(label_ids), pool_size) if examples else None
         self.pool_ = None if pool_batch is None else self._adapt(pool_batch)
         if held_out is not None:
             self.fusion_ = self._fit_fusion(*held_out)
@@ -216,7 +218,8 @@ class Classifier(BaseEstimator):
                              fix="add them to the label set, or drop them from the examples")
         return sp.csr_matrix((np.ones(len(rows), np.float32), (rows, cols)), shape=(len(label_ids), len(self.labels)))
 
-    def _fit_examples(self, texts: list[str], vectors: np.ndarray, targets: sp.csr_matrix) -> tuple | None:
+    def _fit_examples(self, texts: list[str], vectors: np.ndarray, targets: sp.csr_matrix,
+                      pool_size: int = ADAPT_POOL) -> tuple | None:
         """Cross-fitting: learners fitted without a held-out fold score it, then learners are fitted on
         everything; returns the held-out scores the fusion learns from (None when there are too few).
         Folds are added (up to MAX_FOLDS) until MIN_FUSION_DOCS documents have been held out, so small
@@ -228,10 +231,10 @@ class Classifier(BaseEstimator):
             return None
         folds = np.array_split(np.random.default_rng(self.random_state).permutation(n), round(n / fold_size))
         folds = folds[: max(1, min(MAX_FOLDS, -(-MIN_FUSION_DOCS // fold_size)))]
-        # Held-out scores adapt to up to ADAPT_POOL of the examples' texts (labels unused), as a fitted model
-        # adapts to the pool or batch it ranks; never to an earlier fit's pool (adapting to the unlabeled pool
-        # instead was measured worse: foldoc 4-shot P@1 53.8 -> 50.8).
-        sample = np.random.default_rng(self.random_state).permutation(n)[:ADAPT_POOL]
+        # Held-out scores adapt to `pool_size` of the examples' texts (labels unused; the fold itself and others),
+        # as a fitted model adapts to the pool or batch it ranks; never to an earlier fit's pool (adapting to the
+        # unlabeled pool instead was measured worse: foldoc 4-shot P@1 53.8 -> 50.8).
+        sample = np.random.default_rng(self.random_state).permutation(n)[:pool_size]
         # The sparse scorer's TF-IDF is fitted once, on all the examples' texts (labels unused), for every fit.
         features = None
         if "sparse" in self.supervised:
@@ -246,7 +249,7 @@ class Classifier(BaseEstimator):
             rest = np.setdiff1d(np.arange(n), held)
             learners = self._fit_learners([texts[i] for i in rest], vectors[rest], targets[rest], fold=True,
                                           features=None if features is None else features.rows(rest))
-            pool = np.union1d(held, sample[: max(0, ADAPT_POOL - len(held))])
+            pool = np.union1d(held, sample[: max(0, pool_size - len(held))])
             adaptation = self._adapt(Batch([texts[i] for i in pool], vectors[pool]), learners=learners)
             candidates, scores = self._supervised_scores(Batch([texts[i] for i in held], vectors[held]), learners,
                                                          adaptation, None if features is None else features.rows(held))
