@@ -296,7 +296,8 @@ def test_examples_whose_labels_never_reach_the_candidates_leave_prototypes_alone
 
 def test_held_out_scores_adapt_as_ranking_will_even_when_the_batch_does_not(monkeypatch):
     """The CLI builds adapt=False and adapts a loaded model to its corpus; the fusion must learn from
-    held-out scores adapted the same way, and not from an earlier fit's pool."""
+    held-out scores adapted the same way — to as many texts as the model will adapt to — and not from an
+    earlier fit's pool."""
     pools = []
     real = Classifier._adapt
 
@@ -307,6 +308,10 @@ def test_held_out_scores_adapt_as_ranking_will_even_when_the_batch_does_not(monk
     monkeypatch.setattr(Classifier, "_adapt", recording)
     classifier = Classifier(LABELS, encoder=HashingEncoder(), context="", supervised=DENSE, adapt=False)
     classifier.fit(TEXTS, IDS, unlabeled=TEST)  # pool_ from the first fit must not serve the second
+    first = [n for n, with_learners in pools if with_learners]
+    pools.clear()
     classifier.fit(TEXTS, IDS)
-    held_out = [n for n, with_learners in pools if with_learners]
-    assert held_out and all(n == len(TEXTS) for n in held_out)
+    second = [n for n, with_learners in pools if with_learners]
+    # 3 unlabeled texts: each fold adapts to itself alone (its ~22 documents); without a pool, to every example.
+    assert first and all(len(TEST) < n < len(TEXTS) // 2 for n in first)
+    assert second and all(n == len(TEXTS) for n in second)
