@@ -15,6 +15,7 @@ encoding at the uncached rate shown in the heading (the peers': TF-IDF or MiniLM
 usage: python bench/supervised.py [--data ../shared/data] [--datasets foldoc,wordnet-taxonomy]
                                   [--encoder default] [--shots 1,4,16,full] [--peers parabel,bonsai,plt]
                                   [--peers-python /tmp/peers-venv/bin/python] [--max-test N] [--json OUT]
+                                  [--plot learning_curves.png]
 """
 
 from __future__ import annotations
@@ -195,6 +196,38 @@ def print_tables(results: list[dict]) -> None:
                       f"({four['P@1 plain'] - zero['P@1 plain']:+.2f} points)")
 
 
+def plot_curves(results: list[dict], path: Path) -> None:
+    """P@1 against examples per label, one panel per data set: ours, prototypes alone, our zero-shot point and
+    the best peer on the full data, as a PNG."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(5.5 * len(results), 4.2))
+    FigureCanvasAgg(figure)
+    for i, r in enumerate(results):
+        axes = figure.add_subplot(1, len(results), i + 1)
+        points = [p for p in r["curve"] if p["shots"] != 0]
+        x = list(range(len(points)))  # evenly spaced: 1, 4, 16, full
+        axes.plot(x, [p["ours"]["P@1"] for p in points], "o-", label="taxonomist")
+        if r.get("n_plain") and r["n_plain"] < 0.95 * r["n_test"]:
+            axes.plot(x, [p["ours"]["P@1 plain"] for p in points], "o:", label="taxonomist, docs that are not labels")
+            axes.axhline(r["curve"][0]["ours"]["P@1 plain"], color="grey", linestyle="-.", linewidth=0.8,
+                         label="zero-shot, docs that are not labels")
+        axes.plot(x, [p["prototypes"]["P@1"] for p in points], "s--", label="prototypes alone")
+        axes.axhline(r["curve"][0]["ours"]["P@1"], color="grey", linestyle=":", label="taxonomist zero-shot")
+        best = max(r["peers"], key=lambda p: p["P@1"], default=None)
+        if best:
+            axes.plot([x[-1]], [best["P@1"]], "k^", label=f"{best['system']} (full data)")
+        axes.set_xticks(x, [str(p["shots"]) for p in points])
+        axes.set_xlabel("examples per label")
+        axes.set_ylabel("P@1 (%)")
+        axes.set_title(f"{r['dataset']} ({r['n_labels']:,} labels, {r['encoder']})")
+        axes.grid(alpha=0.3)
+        axes.legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data", default=str(ROOT.parent.parent / "shared" / "data"))
@@ -205,11 +238,14 @@ def main() -> None:
     ap.add_argument("--peers-python", default=os.environ.get("PEERS_PYTHON", "/tmp/peers-venv/bin/python"))
     ap.add_argument("--max-test", type=int)
     ap.add_argument("--json", help="write all results here")
+    ap.add_argument("--plot", help="draw the learning curves into this PNG")
     a = ap.parse_args()
     results = [bench_dataset(Path(a.data) / name, a.encoder, a.shots.split(","), a.peers, a.peers_python, a.max_test)
                for name in a.datasets.split(",")]
     if a.json:
         Path(a.json).write_text(json.dumps(results, indent=1))
+    if a.plot:
+        plot_curves(results, Path(a.plot))
     print_tables(results)
 
 
