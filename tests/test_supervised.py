@@ -188,6 +188,10 @@ def test_a_model_with_boosted_fusion_ranks_the_same_after_loading(tmp_path):
     (p1, s1), (p2, s2) = classifier.rank(TEST, 3), loaded.rank(TEST, 3)
     assert (p1 == p2).all() and np.allclose(s1, s2)
     assert top1(loaded) == ["a", "b", "c"]
+    loaded.add_labels([Label("e", "comet galaxy telescope")])  # a label the trees never saw, without examples
+    loaded.update([f"tomato basil garlic {w}" for w in FILLER[:3]], [["a"]] * 3)
+    assert top1(loaded) == ["a", "b", "c"]
+    assert "e" in {s.label_id for row in loaded.suggest(["comet galaxy telescope"], k=3) for s in row}
 
 
 def test_held_out_documents_weigh_as_much_as_their_labels_are_commoner_in_the_pool():
