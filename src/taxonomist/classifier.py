@@ -219,7 +219,7 @@ class Classifier(BaseEstimator):
         return sp.csr_matrix((np.ones(len(rows), np.float32), (rows, cols)), shape=(len(label_ids), len(self.labels)))
 
     def _fit_examples(self, texts: list[str], vectors: np.ndarray, targets: sp.csr_matrix,
-                      pool_size: int = ADAPT_POOL) -> tuple | None:
+                      pool_size: int) -> tuple | None:
         """Cross-fitting: learners fitted without a held-out fold score it, then learners are fitted on
         everything; returns the held-out scores the fusion learns from (None when there are too few).
         Folds are added (up to MAX_FOLDS) until MIN_FUSION_DOCS documents have been held out, so small

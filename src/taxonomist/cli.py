@@ -290,8 +290,8 @@ def run_train(args: argparse.Namespace) -> int:
     classifier.fit(texts, label_ids, unlabeled=pool or None)
     _note_contexts(args, classifier)
     classifier.save(args.out)
-    kind = {"Fusion": "logistic", "BoostedFusion": "boosted-tree"}.get(type(classifier.fusion_).__name__)
-    fused = f"{kind} fusion learnt on held-out examples" if kind else "prototypes only"
+    fusion = classifier.fusion_
+    fused = f"{fusion.kind} fusion learnt on held-out examples" if fusion is not None else "prototypes only"
     with_examples = int((classifier.learners_.counts > 0).sum())
     _note(args, f"trained on {len(texts):,} documents ({with_examples:,} of {len(labels):,} labels have examples; "
           f"{fused}); model written to {args.out}")

@@ -27,6 +27,8 @@ BANDS = np.array([0, 1, 5, 20])
 class Fusion:
     """Logistic regression on the scores, their example counts and frequency bands (see the module)."""
 
+    kind = "logistic"
+
     def __init__(self, regularisation: float = 1.0, max_rows: int = 1_000_000, random_state: int = 0) -> None:
         self.regularisation = regularisation
         self.max_rows = max_rows
@@ -106,6 +108,8 @@ class BoostedFusion:
     its rank there, and the label's example count; the trees see pairs, as the logistic fusion does, so the
     output is again a log-odds that the label applies. Only pairs within some scorer's best BOOSTED_TOP are
     scored. Saved as LightGBM's own text model (`model_`, bytes)."""
+
+    kind = "boosted-tree"
 
     def __init__(self, rounds: int = 200, leaves: int = 15, learning_rate: float = 0.05,
                  random_state: int = 0) -> None:
