@@ -7,6 +7,9 @@ Two tables per data set:
    seconds, predict docs/s, model size.
 2. A learning curve at 1, 4 and 16 examples per label and the full data: ours beside a prototype-only
    baseline (cosine to prototypes, no fusion, no unlabeled data), with our zero-shot figure as the start.
+   Where the encoder is fine-tuned on the examples (at most 1,000 of them, see classifier.FINE_TUNE_MAX_EXAMPLES),
+   the point is also run with it frozen, and its "train s" includes the tuning and encoding every text through
+   the tuned encoder, which has no cache.
 
 "train s" and "predict docs/s" exclude encoding (embeddings come from the cache in bench/results/cache); TF-IDF
 is inside ours but outside the peers' (their features are built before the clock starts). "e2e docs/s" adds
@@ -39,6 +42,7 @@ import numpy as np  # noqa: E402
 from taxonomist.classifier import Classifier  # noqa: E402
 from taxonomist.corpus import read_documents  # noqa: E402
 from taxonomist.encoders import get_encoder  # noqa: E402
+from taxonomist.encoders.fine_tune import TUNED_TAG  # noqa: E402
 from taxonomist.evaluate import evaluate  # noqa: E402
 from taxonomist.labels import read_labels  # noqa: E402
 from taxonomist.scorers import Batch  # noqa: E402
@@ -71,13 +75,14 @@ def scores(positions, values, gold, plain=None) -> dict:
     return out
 
 
-def run_ours(labels, train, test_texts, gold, encoder, save: bool = False, plain=None, unseen: bool = False) -> dict:
+def run_ours(labels, train, test_texts, gold, encoder, save: bool = False, plain=None, unseen: bool = False,
+             fine_tune: str = "auto") -> dict:
     """Trained on `train` with the test texts as unlabeled data (label priors, neighbours, the fusion's
     weighting towards the corpus' labels), as in bench/zero_shot.py's pipeline, which is the point without
     examples. The clock includes learning from the unlabeled texts; the peers use none. `unseen`: trained
     without them, so ranking treats the test texts as new ones (adapting to the batch as it is ranked)."""
     start = time.perf_counter()
-    clf = Classifier(labels, encoder=encoder)
+    clf = Classifier(labels, encoder=encoder, fine_tune=fine_tune)
     clf.fit([d.text for d in train], [d.labels for d in train], unlabeled=None if unseen else test_texts)
     train_s = time.perf_counter() - start
     size = {}
@@ -89,7 +94,7 @@ def run_ours(labels, train, test_texts, gold, encoder, save: bool = False, plain
     positions, values = clf.rank(test_texts, 5)
     return scores(positions, values, gold, plain) | size | {
         "train_s": round(train_s, 1), "predict_docs_per_s": round(len(test_texts) / (time.perf_counter() - start), 1),
-        "train_docs": len(train)}
+        "train_docs": len(train), "tuned": TUNED_TAG in clf.encoder_.identity}
 
 
 def run_prototypes(labels, train, test_texts, gold, encoder) -> dict:
@@ -157,6 +162,8 @@ def bench_dataset(data: Path, spec: str, shots: list[str], peers: str, peers_pyt
         subset = train if n == "full" else few_shot(train, int(n))
         point = {"shots": n, "ours": full if n == "full" else run_ours(labels, subset, test_texts, gold, encoder, plain=plain),
                  "prototypes": run_prototypes(labels, subset, test_texts, gold, encoder)}
+        if point["ours"]["tuned"]:  # what the fine-tuning adds: the same point with the encoder frozen
+            point["frozen"] = run_ours(labels, subset, test_texts, gold, encoder, plain=plain, fine_tune="off")
         curve.append(point)
         print(f"  {data.name} {n}-shot: ours {point['ours']['P@1']} prototypes {point['prototypes']['P@1']}",
               file=sys.stderr, flush=True)
@@ -187,13 +194,14 @@ def print_tables(results: list[dict]) -> None:
             print(f"\nP@1 {f['P@1'] - best['P@1']:+.2f} and nDCG@5 {f['nDCG@5'] - best['nDCG@5']:+.2f} against the "
                   f"best peer ({best['system']}); train time ratio {f['train_s'] / max(best.get('train_s') or 1e-9, 1e-9):.2f}; "
                   f"peak RSS {f['peak_rss_mb']} MB")
-        print("\n| examples per label | train docs | ours P@1 | ours P@1 plain | ours nDCG@5 | prototypes P@1 | "
-              "prototypes nDCG@5 |")
-        print("|---|---|---|---|---|---|---|")
+        print("\n| examples per label | train docs | ours P@1 | ours P@1 plain | ours nDCG@5 | train s | "
+              "ours, encoder frozen: P@1 / train s | prototypes P@1 | prototypes nDCG@5 |")
+        print("|---|---|---|---|---|---|---|---|---|")
         for point in r["curve"]:
-            o, p = point["ours"], point.get("prototypes", {})
+            o, p, frozen = point["ours"], point.get("prototypes", {}), point.get("frozen")
+            untuned = f"{frozen['P@1']} / {frozen['train_s']}" if frozen else "(not tuned)"
             print(f"| {point['shots']} | {o['train_docs']} | {o['P@1']} | {o.get('P@1 plain', '')} | {o['nDCG@5']} | "
-                  f"{p.get('P@1', '')} | {p.get('nDCG@5', '')} |")
+                  f"{o['train_s']} | {untuned} | {p.get('P@1', '')} | {p.get('nDCG@5', '')} |")
         zero = r["curve"][0]["ours"]
         four = next((pt["ours"] for pt in r["curve"] if pt["shots"] == "4"), None)
         if four is not None:

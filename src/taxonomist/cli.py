@@ -69,6 +69,9 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--out", help="model folder to write (atomically: a failed save keeps the previous model)")
     train.add_argument("--update", metavar="DOCS", help="with --model: fold these labelled documents into the model's "
                        "prototypes, ridge head and nearest examples, without retraining the rest")
+    train.add_argument("--fine-tune", choices=["auto", "on", "off"], default="auto",
+                       help="tune the transformer encoder on the examples (saved with the model): 'auto' does for at most "
+                       "1,000 examples, 2 or more per label on average (minutes on a CPU); 'on' whatever their number")
     train.set_defaults(run=run_train)
 
     labels = commands.add_parser("labels", help="inspect a label set")
@@ -270,6 +273,7 @@ def _hits(labels, positions, scores) -> list[tuple[str, str, str, float]]:
 
 
 def run_train(args: argparse.Namespace) -> int:
+    from .encoders.fine_tune import TUNED_TAG
     from .labels import read_labels
 
     if args.update:
@@ -282,7 +286,7 @@ def run_train(args: argparse.Namespace) -> int:
                          fix="pass --update MORE.jsonl to add examples to it, or leave --model out")
     labels = read_labels(_require_labels(args), language=args.language)
     texts, label_ids = _examples(args.docs, args, labels)
-    classifier = _new_classifier(args, labels)
+    classifier = _new_classifier(args, labels).set_params(fine_tune=args.fine_tune)
     pool = None
     if args.unlabeled and not args.no_adapt:
         pool = _pool(args.unlabeled, args)
@@ -293,8 +297,9 @@ def run_train(args: argparse.Namespace) -> int:
     fusion = classifier.fusion_
     fused = f"{fusion.kind} fusion learnt on held-out examples" if fusion is not None else "prototypes only"
     with_examples = int((classifier.learners_.counts > 0).sum())
+    tuned = "; encoder fine-tuned on them" if TUNED_TAG in classifier.encoder_.identity else ""
     _note(args, f"trained on {len(texts):,} documents ({with_examples:,} of {len(labels):,} labels have examples; "
-          f"{fused}); model written to {args.out}")
+          f"{fused}{tuned}); model written to {args.out}")
     return 0
 
 

@@ -17,6 +17,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from .encoders import get_encoder
+from .encoders.fine_tune import TUNED_TAG, load_tuned, save_tuned
 from .errors import ModelError
 from .index import GraphIndex, LabelIndex
 from .labels import Label, LabelSet
@@ -28,11 +29,12 @@ PLAIN = (int, float, str, bool, type(None), tuple, list)
 
 def save(classifier: Any, path: str | Path) -> None:
     parts = _parts(classifier)
+    tuned = TUNED_TAG in classifier.encoder_.identity
     meta: dict[str, Any] = {
         "params": {k: v for k, v in classifier.get_params().items()
                    if isinstance(v, PLAIN) and k not in ("encoder", "show_progress")},
         "encoder": {"spec": classifier.encoder if isinstance(classifier.encoder, str) else None,
-                    "identity": classifier.encoder_.identity},
+                    "identity": classifier.encoder_.identity, "tuned": tuned},
         "labels": {"count": len(classifier.labels), "fingerprint": classifier.labels.fingerprint},
         "contexts": list(classifier.contexts_),
         "documents": classifier.learners_.documents,
@@ -59,6 +61,8 @@ def save(classifier: Any, path: str | Path) -> None:
         for name, part in folders.items():
             (staging / name).mkdir()
             part.save(staging / name)
+        if tuned:  # the model carries the encoder it tuned: nothing else could reproduce its vectors
+            save_tuned(classifier.encoder_, staging / "encoder")
 
     save_model(path, meta, write)
 
@@ -76,10 +80,16 @@ def load(cls: type, path: str | Path, *, encoder: Any = None, labels: LabelSet |
             f"({len(labels):,} labels)", where=str(path),
             fix="leave out --labels to use the model's own, add new labels with `taxonomist labels add`, or retrain")
     spec = encoder if encoder is not None else meta["encoder"]["spec"]
-    if spec is None:
+    if meta["encoder"].get("tuned"):
+        if encoder is not None:
+            raise ModelError("the model carries the encoder it fine-tuned on its examples", where=str(path),
+                             fix="leave out the encoder (--encoder) when loading it")
+        encoder_ = load_tuned(stored.entry("encoder"), meta["encoder"]["identity"])
+    elif spec is None:
         raise ModelError("the model was trained with an encoder object, not a named one", where=str(path),
                          fix="pass the same encoder to Classifier.load(path, encoder=...)")
-    encoder_ = get_encoder(spec) if isinstance(spec, str) else spec
+    else:
+        encoder_ = get_encoder(spec) if isinstance(spec, str) else spec
     if encoder_.identity != meta["encoder"]["identity"]:
         raise ModelError(f"the model was trained with encoder {meta['encoder']['identity']!r}, but "
                          f"{encoder_.identity!r} is loaded", where=str(path),

@@ -25,9 +25,10 @@ import taxonomist
 from taxonomist.errors import ModelError
 
 # 2: nearest examples may be a faiss graph and the fusion boosted trees, which format-1 readers cannot load.
-# Format-1 models hold nothing this version cannot read, so both are accepted.
-FORMAT_VERSION = 2
-READABLE_FORMATS = (1, 2)
+# 3: the model may carry its own fine-tuned encoder (an "encoder" folder), which a format-2 reader would ignore.
+# Older models hold nothing this version cannot read, so all are accepted.
+FORMAT_VERSION = 3
+READABLE_FORMATS = (1, 2, 3)
 MANIFEST = "manifest.json"
 STAGING_PREFIX = ".staging-"
 _OBJECT_NAME = re.compile(r"\.[0-9a-f]{12}(\.|$)")  # what save names objects; anything else is not ours
@@ -130,7 +131,7 @@ def load_model(path: str | os.PathLike, *, verify: bool = True) -> StoredModel:
         newer = isinstance(written, int) and written > FORMAT_VERSION
         raise ModelError(
             f"model format {written} was written by taxonomist {version}; taxonomist {taxonomist.__version__} "
-            f"reads formats {' and '.join(map(str, READABLE_FORMATS))}", where=str(model / MANIFEST),
+            f"reads formats {', '.join(map(str, READABLE_FORMATS))}", where=str(model / MANIFEST),
             fix=f"upgrade taxonomist to {version} or newer, or {retrain}" if newer else retrain)
     try:
         for name, entry in manifest["entries"].items():

@@ -1,0 +1,91 @@
+"""Fine-tuning the bundled MiniLM on a few examples: what it learns, what it leaves alone, how it is saved."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from conftest import HashingEncoder
+
+from taxonomist.classifier import Classifier
+from taxonomist.encoders.fine_tune import TUNED_TAG, base_identity, fine_tune
+from taxonomist.encoders.transformer import TransformerEncoder
+from taxonomist.errors import InputError, ModelError
+from taxonomist.labels import Label, LabelSet
+
+# Label names that say nothing about their documents: only the examples tell the encoder what they share.
+LABELS = LabelSet([Label("a", "alpha"), Label("b", "beta"), Label("c", "gamma")])
+TEXTS = ["tomato soup with basil", "garlic bread and olive oil", "a pasta sauce of fresh tomatoes",
+         "the guitar solo was loud", "a violin concerto in D", "drums and bass all night",
+         "the referee showed a red card", "the goalkeeper saved a penalty", "a stadium full of football fans"]
+IDS = [[label] for label in "abc" for _ in range(3)]
+
+
+@pytest.fixture(scope="module")
+def minilm(tmp_path_factory) -> TransformerEncoder:
+    return TransformerEncoder("default", cache_dir=tmp_path_factory.mktemp("cache"))
+
+
+def _targets() -> sp.csr_matrix:
+    rows = [i for i, ids in enumerate(IDS) for _ in ids]
+    cols = [LABELS.index_of(label) for ids in IDS for label in ids]
+    return sp.csr_matrix((np.ones(len(rows), np.float32), (rows, cols)), shape=(len(IDS), len(LABELS)))
+
+
+def _margin(encoder) -> float:
+    """Mean similarity of each example to its own label's name, minus that to the other labels' names."""
+    sims = encoder.encode(TEXTS) @ encoder.encode(LABELS.names).T
+    own = _targets().toarray() > 0
+    return float(sims[own].mean() - sims[~own].mean())
+
+
+def test_tuning_pulls_examples_towards_their_labels_and_leaves_the_base_encoder_alone(minilm):
+    before = minilm.encode(TEXTS)
+    tuned = fine_tune(minilm, TEXTS, _targets(), LABELS.names, epochs=2, batch_size=9)
+    assert _margin(tuned) > _margin(minilm) + 0.03  # measured: 0.013 -> 0.061
+    assert np.allclose(minilm.encode(TEXTS), before)  # a copy was tuned
+    assert TUNED_TAG in tuned.identity and base_identity(tuned.identity) == minilm.identity
+    again = fine_tune(minilm, TEXTS, _targets(), LABELS.names, epochs=2, batch_size=9)
+    assert again.identity == tuned.identity  # same seed, same weights
+    other = fine_tune(minilm, TEXTS, _targets(), LABELS.names, epochs=2, batch_size=9, random_state=1)
+    assert other.identity != tuned.identity
+
+
+def test_examples_without_labels_are_left_out_of_tuning(minilm):
+    targets = sp.vstack([_targets(), sp.csr_matrix((1, len(LABELS)), dtype=np.float32)]).tocsr()
+    tuned = fine_tune(minilm, [*TEXTS, "a text with no label"], targets, LABELS.names, epochs=1, batch_size=10)
+    assert TUNED_TAG in tuned.identity
+
+
+def test_a_tuned_model_carries_its_encoder_and_ranks_the_same_after_loading(minilm, tmp_path):
+    classifier = Classifier(LABELS, encoder=minilm, context="", supervised=("prototypes",)).fit(TEXTS, IDS)
+    assert TUNED_TAG in classifier.encoder_.identity  # "auto": a handful of examples
+    classifier.save(tmp_path / "model")
+    loaded = Classifier.load(tmp_path / "model")
+    assert loaded.encoder_.identity == classifier.encoder_.identity
+    test = ["a bowl of tomato soup", "the goalkeeper and the referee"]
+    (p1, s1), (p2, s2) = classifier.rank(test, 3), loaded.rank(test, 3)
+    assert (p1 == p2).all() and np.allclose(s1, s2, atol=1e-5)
+    with pytest.raises(ModelError, match="carries the encoder"):
+        Classifier.load(tmp_path / "model", encoder=minilm)
+    weights = next((tmp_path / "model" / "objects").glob("encoder.*")) / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-8])
+    with pytest.raises(ModelError, match="truncated"):
+        Classifier.load(tmp_path / "model")
+
+
+def test_auto_leaves_many_examples_one_per_label_and_other_encoders_untuned(minilm, monkeypatch):
+    monkeypatch.setattr("taxonomist.classifier.FINE_TUNE_MAX_EXAMPLES", len(TEXTS) - 1)
+    many = Classifier(LABELS, encoder=minilm, context="", supervised=("prototypes",)).fit(TEXTS, IDS)
+    assert many.encoder_.identity == minilm.identity
+    one_each = Classifier(LABELS, encoder=minilm, context="", supervised=("prototypes",)).fit(TEXTS[::3], IDS[::3])
+    assert one_each.encoder_.identity == minilm.identity  # no pairs of examples to learn from
+    hashed = Classifier(LABELS, encoder=HashingEncoder(), context="", supervised=("prototypes",)).fit(TEXTS, IDS)
+    assert hashed.encoder_.identity == HashingEncoder.identity
+
+
+def test_fine_tune_settings_are_checked():
+    with pytest.raises(InputError, match="needs a transformer encoder"):
+        Classifier(LABELS, encoder=HashingEncoder(), fine_tune="on").fit(TEXTS, IDS)
+    with pytest.raises(ValueError, match="fine_tune must be one of"):
+        Classifier(LABELS, encoder=HashingEncoder(), fine_tune="sometimes").fit(TEXTS, IDS)
