@@ -42,7 +42,7 @@ import numpy as np  # noqa: E402
 from taxonomist.classifier import Classifier  # noqa: E402
 from taxonomist.corpus import read_documents  # noqa: E402
 from taxonomist.encoders import get_encoder  # noqa: E402
-from taxonomist.encoders.fine_tune import TUNED_TAG  # noqa: E402
+from taxonomist.encoders.fine_tune import is_tuned  # noqa: E402
 from taxonomist.evaluate import evaluate  # noqa: E402
 from taxonomist.labels import read_labels  # noqa: E402
 from taxonomist.scorers import Batch  # noqa: E402
@@ -94,7 +94,7 @@ def run_ours(labels, train, test_texts, gold, encoder, save: bool = False, plain
     positions, values = clf.rank(test_texts, 5)
     return scores(positions, values, gold, plain) | size | {
         "train_s": round(train_s, 1), "predict_docs_per_s": round(len(test_texts) / (time.perf_counter() - start), 1),
-        "train_docs": len(train), "tuned": TUNED_TAG in clf.encoder_.identity}
+        "train_docs": len(train), "tuned": is_tuned(clf.encoder_.identity)}
 
 
 def run_prototypes(labels, train, test_texts, gold, encoder) -> dict:

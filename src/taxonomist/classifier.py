@@ -120,7 +120,8 @@ class Classifier(BaseEstimator):
     fusion learnt on held-out examples weighs them against the zero-shot evidence and the label names'
     mentions in the text, by label frequency, so labels without examples are still suggested; scores are
     then probabilities that a label applies. With unlabeled texts, the held-out examples are weighted
-    towards the labels common in those texts.
+    towards the labels common in those texts. With few examples (`fine_tune`), a transformer encoder is first
+    tuned on them (encoders/fine_tune.py) and kept with the model.
     """
 
     def __init__(
@@ -188,7 +189,9 @@ class Classifier(BaseEstimator):
         targets = self._targets(label_ids) if examples else None
         tunable = self._tunable(targets)
         pool = self._encode(unlabeled) if unlabeled else None
-        vectors = self._encode(texts) if examples else None
+        # The base encoder's example vectors are needed only to read the context off them (no unlabeled texts) or
+        # when they are kept (no tuning).
+        vectors = self._encode(texts) if examples and (tunable is None or not unlabeled) else None
         # The domain of bare label names is read off unlabeled texts, or else off the examples' texts.
         self.contexts_ = self._contexts(unlabeled, pool) if unlabeled else self._contexts(texts, vectors)
         if tunable is not None:  # from here on every text is seen through the tuned encoder
@@ -236,13 +239,13 @@ class Classifier(BaseEstimator):
                 raise InputError(f"fine_tune='on' needs a transformer encoder, not {self.encoder_.identity}",
                                  fix="choose a sentence-transformers model as the encoder, or fine_tune='auto'")
             return None
-        from .encoders.fine_tune import TUNED_TAG
+        from .encoders.fine_tune import is_tuned
 
         if self.fine_tune == "on":
             return inner
         counts = label_counts(targets)
         enough = counts[counts > 0].mean() >= FINE_TUNE_MIN_PER_LABEL
-        return inner if enough and targets.shape[0] <= FINE_TUNE_MAX_EXAMPLES and TUNED_TAG not in inner.identity else None
+        return inner if enough and targets.shape[0] <= FINE_TUNE_MAX_EXAMPLES and not is_tuned(inner.identity) else None
 
     def _targets(self, label_ids: Sequence[Sequence[str]]) -> sp.csr_matrix:
         """0/1 (n, L) matrix of the examples' labels; an id outside the label set is an error."""

@@ -273,7 +273,7 @@ def _hits(labels, positions, scores) -> list[tuple[str, str, str, float]]:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from .encoders.fine_tune import TUNED_TAG
+    from .encoders.fine_tune import is_tuned
     from .labels import read_labels
 
     if args.update:
@@ -297,7 +297,7 @@ def run_train(args: argparse.Namespace) -> int:
     fusion = classifier.fusion_
     fused = f"{fusion.kind} fusion learnt on held-out examples" if fusion is not None else "prototypes only"
     with_examples = int((classifier.learners_.counts > 0).sum())
-    tuned = "; encoder fine-tuned on them" if TUNED_TAG in classifier.encoder_.identity else ""
+    tuned = "; encoder fine-tuned on them" if is_tuned(classifier.encoder_.identity) else ""
     _note(args, f"trained on {len(texts):,} documents ({with_examples:,} of {len(labels):,} labels have examples; "
           f"{fused}{tuned}); model written to {args.out}")
     return 0

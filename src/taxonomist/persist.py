@@ -17,7 +17,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from .encoders import get_encoder
-from .encoders.fine_tune import TUNED_TAG, load_tuned, save_tuned
+from .encoders.fine_tune import is_tuned, load_tuned, save_tuned
 from .errors import ModelError
 from .index import GraphIndex, LabelIndex
 from .labels import Label, LabelSet
@@ -29,12 +29,12 @@ PLAIN = (int, float, str, bool, type(None), tuple, list)
 
 def save(classifier: Any, path: str | Path) -> None:
     parts = _parts(classifier)
-    tuned = TUNED_TAG in classifier.encoder_.identity
+    tuned = is_tuned(classifier.encoder_.identity)
     meta: dict[str, Any] = {
         "params": {k: v for k, v in classifier.get_params().items()
                    if isinstance(v, PLAIN) and k not in ("encoder", "show_progress")},
         "encoder": {"spec": classifier.encoder if isinstance(classifier.encoder, str) else None,
-                    "identity": classifier.encoder_.identity, "tuned": tuned},
+                    "identity": classifier.encoder_.identity},
         "labels": {"count": len(classifier.labels), "fingerprint": classifier.labels.fingerprint},
         "contexts": list(classifier.contexts_),
         "documents": classifier.learners_.documents,
@@ -80,7 +80,7 @@ def load(cls: type, path: str | Path, *, encoder: Any = None, labels: LabelSet |
             f"({len(labels):,} labels)", where=str(path),
             fix="leave out --labels to use the model's own, add new labels with `taxonomist labels add`, or retrain")
     spec = encoder if encoder is not None else meta["encoder"]["spec"]
-    if meta["encoder"].get("tuned"):
+    if is_tuned(meta["encoder"]["identity"]):
         if encoder is not None:
             raise ModelError("the model carries the encoder it fine-tuned on its examples", where=str(path),
                              fix="leave out the encoder (--encoder) when loading it")

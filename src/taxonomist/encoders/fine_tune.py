@@ -75,7 +75,7 @@ def fine_tune(
             rng.shuffle(order)
             for start in range(0, len(order), batch_size):
                 rows = np.array(order[start:start + batch_size])
-                labels = np.array([rng.choice(list(targets.indices[targets.indptr[r]:targets.indptr[r + 1]]))
+                labels = np.array([rng.choice(targets.indices[targets.indptr[r]:targets.indptr[r + 1]])
                                    for r in rows])
                 partners = np.array([_partner(members, r, label, rng) for r, label in zip(rows, labels)])
                 anchors = embed([texts[r] for r in rows])
@@ -97,7 +97,13 @@ def save_tuned(encoder: TransformerEncoder, folder: Path) -> None:
 def load_tuned(folder: Path, base_identity: str) -> TransformerEncoder:
     """A tuned encoder saved by `save_tuned`; its identity is recomputed from the weights it loaded."""
     loaded = TransformerEncoder(folder)
-    return with_model(loaded, loaded._model, _tuned_identity(base_identity, loaded._model))
+    loaded.identity = _tuned_identity(base_identity, loaded._model)
+    return loaded
+
+
+def is_tuned(identity: str) -> bool:
+    """Whether an encoder identity is that of a tuned encoder."""
+    return TUNED_TAG in identity
 
 
 def base_identity(identity: str) -> str:
@@ -117,7 +123,7 @@ def _partner(members: sp.csc_matrix, row: int, label: int, rng: random.Random) -
     the two passes differ, as in SimCSE)."""
     others = members.indices[members.indptr[label]:members.indptr[label + 1]]
     others = others[others != row]
-    return int(rng.choice(list(others))) if len(others) else row
+    return int(rng.choice(others)) if len(others) else row
 
 
 def _tuned_identity(base: str, model) -> str:
