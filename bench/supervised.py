@@ -9,7 +9,8 @@ Two tables per data set:
    baseline (cosine to prototypes, no fusion, no unlabeled data), with our zero-shot figure as the start.
    Where the encoder is fine-tuned on the examples (at most 1,000 of them, see classifier.FINE_TUNE_MAX_EXAMPLES),
    the point is also run with it frozen, and its "train s" includes the tuning and encoding every text through
-   the tuned encoder, which has no cache.
+   the tuned encoder, which has no cache. `--seeds 0,1,2` runs each few-shot point once per random state (the
+   held-out folds, the fusion's split and the encoder's tuning follow it) and shows the mean and each P@1.
 
 "train s" and "predict docs/s" exclude encoding (embeddings come from the cache in bench/results/cache); TF-IDF
 is inside ours but outside the peers' (their features are built before the clock starts). "e2e docs/s" adds
@@ -18,7 +19,7 @@ encoding at the uncached rate shown in the heading (the peers': TF-IDF or MiniLM
 usage: python bench/supervised.py [--data ../shared/data] [--datasets foldoc,wordnet-taxonomy]
                                   [--encoder default] [--shots 1,4,16,full] [--peers parabel,bonsai,plt]
                                   [--peers-python /tmp/peers-venv/bin/python] [--max-test N] [--json OUT]
-                                  [--plot learning_curves.png] [--unseen]
+                                  [--plot learning_curves.png] [--unseen] [--seeds 0,1,2]
 """
 
 from __future__ import annotations
@@ -76,13 +77,13 @@ def scores(positions, values, gold, plain=None) -> dict:
 
 
 def run_ours(labels, train, test_texts, gold, encoder, save: bool = False, plain=None, unseen: bool = False,
-             fine_tune: str = "auto") -> dict:
+             fine_tune: str = "auto", random_state: int = 0) -> dict:
     """Trained on `train` with the test texts as unlabeled data (label priors, neighbours, the fusion's
     weighting towards the corpus' labels), as in bench/zero_shot.py's pipeline, which is the point without
     examples. The clock includes learning from the unlabeled texts; the peers use none. `unseen`: trained
     without them, so ranking treats the test texts as new ones (adapting to the batch as it is ranked)."""
     start = time.perf_counter()
-    clf = Classifier(labels, encoder=encoder, fine_tune=fine_tune)
+    clf = Classifier(labels, encoder=encoder, fine_tune=fine_tune, random_state=random_state)
     clf.fit([d.text for d in train], [d.labels for d in train], unlabeled=None if unseen else test_texts)
     train_s = time.perf_counter() - start
     size = {}
@@ -95,6 +96,17 @@ def run_ours(labels, train, test_texts, gold, encoder, save: bool = False, plain
     return scores(positions, values, gold, plain) | size | {
         "train_s": round(train_s, 1), "predict_docs_per_s": round(len(test_texts) / (time.perf_counter() - start), 1),
         "train_docs": len(train), "tuned": is_tuned(clf.encoder_.identity)}
+
+
+def run_seeds(seeds: list[int], *args, **kwargs) -> dict:
+    """`run_ours` once per random state (the held-out folds, the fusion's split, the encoder's tuning): each
+    figure's mean over the seeds, and P@1 by seed."""
+    runs = [run_ours(*args, **kwargs, random_state=seed) for seed in seeds]
+    if len(runs) == 1:
+        return runs[0]
+    mean = {key: round(float(np.mean([r[key] for r in runs])), 2) for key, value in runs[0].items()
+            if isinstance(value, float)}
+    return runs[0] | mean | {"P@1 by seed": [r["P@1"] for r in runs]}
 
 
 def run_prototypes(labels, train, test_texts, gold, encoder) -> dict:
@@ -133,7 +145,7 @@ def run_peers(data: Path, names: str, python: str, max_test: int | None) -> list
 
 
 def bench_dataset(data: Path, spec: str, shots: list[str], peers: str, peers_python: str, max_test: int | None,
-                  unseen: bool = False) -> dict:
+                  unseen: bool = False, seeds: tuple[int, ...] = (0,)) -> dict:
     labels = read_labels(data / "labels.jsonl")
     train = [d for d in read_documents(data / "train.jsonl", skip_invalid=True, label_set=labels) if d.labels]
     test = list(read_documents(data / "test.jsonl", skip_invalid=True, label_set=labels))[:max_test]
@@ -160,10 +172,10 @@ def bench_dataset(data: Path, spec: str, shots: list[str], peers: str, peers_pyt
     curve = [{"shots": 0, "ours": run_ours(labels, [], test_texts, gold, encoder, plain=plain)}]
     for n in shots:
         subset = train if n == "full" else few_shot(train, int(n))
-        point = {"shots": n, "ours": full if n == "full" else run_ours(labels, subset, test_texts, gold, encoder, plain=plain),
-                 "prototypes": run_prototypes(labels, subset, test_texts, gold, encoder)}
-        if point["ours"]["tuned"]:  # what the fine-tuning adds: the same point with the encoder frozen
-            point["frozen"] = run_ours(labels, subset, test_texts, gold, encoder, plain=plain, fine_tune="off")
+        ours = full if n == "full" else run_seeds(seeds, labels, subset, test_texts, gold, encoder, plain=plain)
+        point = {"shots": n, "ours": ours, "prototypes": run_prototypes(labels, subset, test_texts, gold, encoder)}
+        if ours["tuned"]:  # what the fine-tuning adds: the same point with the encoder frozen
+            point["frozen"] = run_seeds(seeds, labels, subset, test_texts, gold, encoder, plain=plain, fine_tune="off")
         curve.append(point)
         print(f"  {data.name} {n}-shot: ours {point['ours']['P@1']} prototypes {point['prototypes']['P@1']}",
               file=sys.stderr, flush=True)
@@ -199,17 +211,25 @@ def print_tables(results: list[dict]) -> None:
         print("|---|---|---|---|---|---|---|---|---|")
         for point in r["curve"]:
             o, p, frozen = point["ours"], point.get("prototypes", {}), point.get("frozen")
-            untuned = f"{frozen['P@1']} / {frozen['train_s']}" if frozen else "(not tuned)"
-            print(f"| {point['shots']} | {o['train_docs']} | {o['P@1']} | {o.get('P@1 plain', '')} | {o['nDCG@5']} | "
+            untuned = f"{_p1(frozen)} / {frozen['train_s']}" if frozen else "(not tuned)"
+            print(f"| {point['shots']} | {o['train_docs']} | {_p1(o)} | {o.get('P@1 plain', '')} | {o['nDCG@5']} | "
                   f"{o['train_s']} | {untuned} | {p.get('P@1', '')} | {p.get('nDCG@5', '')} |")
         zero = r["curve"][0]["ours"]
         four = next((pt["ours"] for pt in r["curve"] if pt["shots"] == "4"), None)
         if four is not None:
+            by_seed = four.get("P@1 by seed", [four["P@1"]])
             print(f"\n4 examples per label: P@1 {four['P@1']} vs zero-shot {zero['P@1']} "
-                  f"({four['P@1'] - zero['P@1']:+.2f} points)")
+                  f"({four['P@1'] - zero['P@1']:+.2f} points" + (f"; mean of {len(by_seed)} seeds, the lowest "
+                  f"{min(by_seed) - zero['P@1']:+.2f})" if len(by_seed) > 1 else ")"))
             if "P@1 plain" in four:
                 print(f"on the documents that are not labels: {four['P@1 plain']} vs {zero['P@1 plain']} "
                       f"({four['P@1 plain'] - zero['P@1 plain']:+.2f} points)")
+
+
+def _p1(result: dict) -> str:
+    """P@1, and by seed when there are several."""
+    by_seed = result.get("P@1 by seed")
+    return f"{result['P@1']} ({' / '.join(map(str, by_seed))})" if by_seed else str(result["P@1"])
 
 
 def plot_curves(results: list[dict], path: Path) -> None:
@@ -255,11 +275,14 @@ def main() -> None:
     ap.add_argument("--max-test", type=int)
     ap.add_argument("--json", help="write all results here")
     ap.add_argument("--plot", help="draw the learning curves into this PNG")
+    ap.add_argument("--seeds", default="0",
+                    help="random states for the few-shot points (mean and each shown): the held-out folds, the "
+                         "fusion's split and the encoder's tuning change with it")
     ap.add_argument("--unseen", action="store_true",
                     help="also time prediction on texts never seen (trained without unlabeled texts)")
     a = ap.parse_args()
     results = [bench_dataset(Path(a.data) / name, a.encoder, a.shots.split(","), a.peers, a.peers_python, a.max_test,
-                             a.unseen) for name in a.datasets.split(",")]
+                             a.unseen, tuple(int(s) for s in a.seeds.split(","))) for name in a.datasets.split(",")]
     if a.json:
         Path(a.json).write_text(json.dumps(results, indent=1))
     if a.plot:

@@ -51,6 +51,24 @@ def test_tuning_pulls_examples_towards_their_labels_and_leaves_the_base_encoder_
     assert other.identity != tuned.identity
 
 
+def test_with_more_labels_than_negatives_each_example_meets_its_own_label_among_a_sample(minilm):
+    tuned = fine_tune(minilm, TEXTS, _targets(), [[name] for name in LABELS.names], epochs=2, batch_size=9,
+                      label_negatives=1)
+    assert _margin(tuned) > _margin(minilm) + 0.03
+
+
+def test_examples_are_pulled_towards_their_labels_texts_in_each_domain_context(minilm, monkeypatch):
+    seen = {}
+
+    def record(encoder, texts, targets, label_texts, **settings):
+        seen["label_texts"] = label_texts
+        return encoder
+
+    monkeypatch.setattr("taxonomist.encoders.fine_tune.fine_tune", record)
+    Classifier(LABELS, encoder=minilm, context="food,music", supervised=("prototypes",)).fit(TEXTS, IDS)
+    assert seen["label_texts"] == [[f"{c}: {name}" for c in ("food", "music")] for name in LABELS.names]
+
+
 def test_examples_without_labels_are_left_out_of_tuning(minilm):
     targets = sp.vstack([_targets(), sp.csr_matrix((1, len(LABELS)), dtype=np.float32)]).tocsr()
     tuned = fine_tune(minilm, [*TEXTS, "a text with no label"], targets, LABELS.names, epochs=1, batch_size=10)

@@ -15,7 +15,7 @@ from taxonomist.context import domain_words
 from taxonomist.labels import Label, LabelSet
 from taxonomist.scorers import Batch, gather
 from taxonomist.scorers.hierarchy import HierarchyScorer
-from taxonomist.scorers.label_text import LabelTextScorer
+from taxonomist.scorers.label_text import LabelTextScorer, label_variants
 from taxonomist.scorers.lexical import LexicalScorer
 from taxonomist.scorers.prior import PriorScorer
 from taxonomist.scorers.propagation import PropagationScorer
@@ -266,6 +266,8 @@ def test_contexts_apply_only_to_labels_without_a_description() -> None:
     encoder = RecordingEncoder()
     scorer = LabelTextScorer(contexts=("finance", "rivers")).fit(labels, encoder)
     assert encoder.texts == ["apple: a red fruit", "finance: bank", "rivers: bank"]
+    assert label_variants(labels, labels.text_views()["description"], ("finance", "rivers")) == [
+        ["apple: a red fruit"], ["finance: bank", "rivers: bank"]]
     expected = HashingEncoder().encode(["finance: bank", "rivers: bank"]).mean(axis=0)
     np.testing.assert_allclose(scorer.view_vectors_[0, 1], expected / np.linalg.norm(expected), atol=1e-6)
 

@@ -19,7 +19,7 @@ from .fusion import BoostedFusion, Fusion, fit_fusion, label_counts
 from .labels import Label, LabelSet
 from .scorers import Batch
 from .scorers.hierarchy import HierarchyScorer
-from .scorers.label_text import LabelTextScorer
+from .scorers.label_text import LabelTextScorer, label_variants
 from .scorers.lexical import LexicalScorer
 from .scorers.linear import LinearScorer
 from .scorers.neighbours import GRAPH_FROM, NeighbourScorer
@@ -43,8 +43,8 @@ SELF_TRAINING_DOCS_PER_LABEL = 10
 SELF_TRAINING_SHORTLIST = 50
 SELF_TRAINING_MAX_EXAMPLES = 10
 # The encoder is fine-tuned on the examples (encoders/fine_tune.py) when there are at most this many: measured on
-# foldoc, 4 examples per label (364 documents), P@1 53.6 -> 55.4 for 270 s of tuning on 2 CPU cores (one fold split;
-# another went 53.1 -> 52.7). The cost grows with the examples (about 0.15 s per example and epoch on a CPU).
+# foldoc, 4 examples per label (364 documents), P@1 52.96 -> 54.61 (means over 3 tunings x 6 fold splits) for about
+# 4 minutes of tuning on 2 CPU cores. The cost grows with the examples (about 0.13 s per example and epoch on a CPU).
 FINE_TUNE_MAX_EXAMPLES = 1000
 # ... and when the labels with examples have this many on average: with one each there are no pairs to learn from
 # (foldoc, 1 example per label: P@1 46.8 frozen, 43.3 tuned).
@@ -197,8 +197,10 @@ class Classifier(BaseEstimator):
         if tunable is not None:  # from here on every text is seen through the tuned encoder
             from .encoders.fine_tune import fine_tune
 
-            self.encoder_ = fine_tune(tunable, list(texts), targets, self.labels.text_views()["description"],
-                                      random_state=self.random_state, show_progress=self.show_progress)
+            # Examples are pulled towards their labels' texts as the label-text scorer embeds them (in context).
+            label_texts = label_variants(self.labels, self.labels.text_views()["description"], self.contexts_)
+            self.encoder_ = fine_tune(tunable, list(texts), targets, label_texts, random_state=self.random_state,
+                                      show_progress=self.show_progress)
             pool = self._encode(unlabeled) if unlabeled else None
             vectors = self._encode(texts)
         self.label_text_ = LabelTextScorer(self.views, self.contexts_).fit(

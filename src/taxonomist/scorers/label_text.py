@@ -41,9 +41,7 @@ class LabelTextScorer:
         texts: list[str] = []
         owners: list[int] = []  # row in the (views × labels) grid each text belongs to
         for v_i, view in enumerate(self.views_):
-            for row, i in enumerate(positions):
-                text = available[view][i]
-                variants = [f"{c}: {text}" for c in self.contexts] if self.contexts and not label_set[i].description else [text]
+            for row, variants in enumerate(label_variants(label_set, available[view], self.contexts, positions)):
                 texts += variants
                 owners += [v_i * len(positions) + row] * len(variants)
         vectors = encoder.encode(texts, show_progress=show_progress)
@@ -66,3 +64,12 @@ class LabelTextScorer:
         vectors = self._embed(label_set.text_views(), label_set, encoder, range(start, len(label_set)), False)
         self.view_vectors_ = np.concatenate([self.view_vectors_, vectors], axis=1)
         self.index_.add(l2_normalize(vectors.mean(axis=0)))
+
+
+def label_variants(label_set: LabelSet, view: list[str], contexts: tuple[str, ...],
+                   positions: range | None = None) -> list[list[str]]:
+    """The texts each label is embedded as in one view: a bare name once per domain context ("computing:
+    character"), a described label as it is."""
+    positions = range(len(label_set)) if positions is None else positions
+    return [[f"{c}: {view[i]}" for c in contexts] if contexts and not label_set[i].description else [view[i]]
+            for i in positions]
