@@ -69,6 +69,42 @@ def test_examples_are_pulled_towards_their_labels_texts_in_each_domain_context(m
     assert seen["label_texts"] == [[f"{c}: {name}" for c in ("food", "music")] for name in LABELS.names]
 
 
+def test_held_out_folds_are_seen_through_an_encoder_tuned_without_them(minilm, monkeypatch):
+    tunings, folds = [], []
+
+    class Tuned(HashingEncoder):
+        """Vectors that tell which examples the encoder was tuned on."""
+
+        def __init__(self, texts):
+            self.seen = frozenset(texts)
+            self.identity = f"tuned on {len(texts)}"
+
+        def encode(self, texts, **options):
+            return np.roll(super().encode(texts, **options), len(self.seen), axis=1)
+
+    def tune(encoder, texts, targets, label_texts, **settings):
+        tunings.append(Tuned(texts))
+        return tunings[-1]
+
+    fit_learners = Classifier._fit_learners
+
+    def spy(self, texts, vectors, targets, **options):
+        if options.get("fold"):
+            folds.append(([t for t in tunings if np.allclose(vectors, t.encode(texts))], set(TEXTS) - set(texts)))
+        return fit_learners(self, texts, vectors, targets, **options)
+
+    monkeypatch.setattr("taxonomist.encoders.fine_tune.fine_tune", tune)
+    monkeypatch.setattr(Classifier, "_fit_learners", spy)
+    monkeypatch.setattr("taxonomist.classifier.MIN_HOLDOUT", 1)  # hold out folds even of 9 examples
+    classifier = Classifier(LABELS, encoder=minilm, context="").fit(TEXTS, IDS)
+    first, second, final = (t.seen for t in tunings)
+    assert not first & second and first | second == final == set(TEXTS)  # the two halves, then everything
+    assert classifier.encoder_ is tunings[-1] and classifier.fusion_ is not None
+    assert len(folds) >= 2 and set().union(*(held for _, held in folds)) == set(TEXTS)
+    for (encoder,), held in folds:  # each fold is seen through one encoder, tuned without it
+        assert encoder.seen in (first, second) and not encoder.seen & held
+
+
 def test_examples_without_labels_are_left_out_of_tuning(minilm):
     targets = sp.vstack([_targets(), sp.csr_matrix((1, len(LABELS)), dtype=np.float32)]).tocsr()
     tuned = fine_tune(minilm, [*TEXTS, "a text with no label"], targets, LABELS.names, epochs=1, batch_size=10)

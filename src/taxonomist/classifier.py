@@ -97,6 +97,9 @@ class Learners:
     sparse: object | None = None  # SparseXMCScorer, imported only when used
     counts: np.ndarray | None = None  # examples per label
     documents: int = 0  # examples in all
+    # The label texts as the learners' encoder embeds them, where that is not the model's (a held-out fold's
+    # encoder tuned without it); None: the classifier's own.
+    label_text: LabelTextScorer | None = None
 
 
 @dataclass(frozen=True)
@@ -194,13 +197,19 @@ class Classifier(BaseEstimator):
         vectors = self._encode(texts) if examples and (tunable is None or not unlabeled) else None
         # The domain of bare label names is read off unlabeled texts, or else off the examples' texts.
         self.contexts_ = self._contexts(unlabeled, pool) if unlabeled else self._contexts(texts, vectors)
+        cross = None
         if tunable is not None:  # from here on every text is seen through the tuned encoder
             from .encoders.fine_tune import fine_tune
 
             # Examples are pulled towards their labels' texts as the label-text scorer embeds them (in context).
             label_texts = label_variants(self.labels, self.labels.text_views()["description"], self.contexts_)
-            self.encoder_ = fine_tune(tunable, list(texts), targets, label_texts, random_state=self.random_state,
-                                      show_progress=self.show_progress)
+
+            def tune(rows: np.ndarray) -> Encoder:
+                return fine_tune(tunable, [texts[i] for i in rows], targets[rows], label_texts,
+                                 random_state=self.random_state, show_progress=self.show_progress)
+
+            cross = self._cross_tuned(len(texts), tune) if _holds_out(len(texts)) else None
+            self.encoder_ = tune(np.arange(len(texts)))
             pool = self._encode(unlabeled) if unlabeled else None
             vectors = self._encode(texts)
         self.label_text_ = LabelTextScorer(self.views, self.contexts_).fit(
@@ -213,7 +222,7 @@ class Classifier(BaseEstimator):
         pool_batch = None if pool is None else Batch(list(unlabeled), pool)
         # A held-out fold adapts to as many texts as the model will: the unlabeled pool's size, when there is one.
         pool_size = min(ADAPT_POOL, len(unlabeled)) if unlabeled else ADAPT_POOL
-        held_out = self._fit_examples(list(texts), vectors, targets, pool_size) if examples else None
+        held_out = self._fit_examples(list(texts), vectors, targets, pool_size, cross) if examples else None
         self.pool_ = None if pool_batch is None else self._adapt(pool_batch)
         if held_out is not None:
             self.fusion_ = self._fit_fusion(*held_out)
@@ -265,19 +274,35 @@ class Classifier(BaseEstimator):
                              fix="add them to the label set, or drop them from the examples")
         return sp.csr_matrix((np.ones(len(rows), np.float32), (rows, cols)), shape=(len(label_ids), len(self.labels)))
 
-    def _fit_examples(self, texts: list[str], vectors: np.ndarray, targets: sp.csr_matrix,
-                      pool_size: int) -> tuple | None:
+    def _cross_tuned(self, n: int, tune) -> list[tuple[np.ndarray, Encoder]]:
+        """Each half of the examples with an encoder tuned on the other half (`tune(rows)`). An encoder tuned on
+        every example has seen the held-out folds' documents, so their scores would be rosier than those of new
+        documents and the fusion would trust the wrong scorers; through the other half's encoder they are new.
+        Measured on foldoc, 4 examples per label, P@1 by tuning seed (mean of 3 fold splits): 54.61 -> 55.78 and
+        54.74 -> 56.07, for twice the tuning time."""
+        halves = np.array_split(np.random.default_rng(self.random_state).permutation(n), 2)
+        return [(np.sort(half), tune(np.sort(other))) for half, other in zip(halves, halves[::-1])]
+
+    def _fit_examples(self, texts: list[str], vectors: np.ndarray, targets: sp.csr_matrix, pool_size: int,
+                      cross: list[tuple[np.ndarray, Encoder]] | None = None) -> tuple | None:
         """Cross-fitting: learners fitted without a held-out fold score it, then learners are fitted on
         everything; returns the held-out scores the fusion learns from (None when there are too few).
         Folds are added (up to MAX_FOLDS) until MIN_FUSION_DOCS documents have been held out, so small
-        example sets still teach the fusion."""
+        example sets still teach the fusion. With `cross` (see _cross_tuned), each half's folds are seen through
+        the encoder tuned without that half."""
         n = len(texts)
         fold_size = min(MAX_HOLDOUT, int(HOLDOUT_SHARE * n))
-        if fold_size < MIN_HOLDOUT:  # too few to learn weights from: prototypes alone decide
+        if not _holds_out(n):  # too few to learn weights from: prototypes alone decide
             self.learners_ = self._fit_learners(texts, vectors, targets, only=("prototypes",))
             return None
-        folds = np.array_split(np.random.default_rng(self.random_state).permutation(n), round(n / fold_size))
-        folds = folds[: max(1, min(MAX_FOLDS, -(-MIN_FUSION_DOCS // fold_size)))]
+        rng = np.random.default_rng(self.random_state)
+        if cross is None:
+            folds = np.array_split(rng.permutation(n), round(n / fold_size))
+            views = [(folds[: max(1, min(MAX_FOLDS, -(-MIN_FUSION_DOCS // fold_size)))], vectors, None)]
+        else:  # every example is held out once (tuning takes few enough)
+            views = [(np.array_split(rng.permutation(half), max(1, round(len(half) / fold_size))),
+                      encoder.encode(texts, show_progress=self.show_progress),
+                      LabelTextScorer(self.views, self.contexts_).fit(self.labels, encoder)) for half, encoder in cross]
         # Held-out scores adapt to `pool_size` of the examples' texts (labels unused; the fold itself and others),
         # as a fitted model adapts to the pool or batch it ranks; never to an earlier fit's pool (adapting to the
         # unlabeled pool instead was measured worse: foldoc 4-shot P@1 53.8 -> 50.8).
@@ -288,21 +313,25 @@ class Classifier(BaseEstimator):
             from .scorers.sparse_xmc import SparseXMCScorer
 
             features = SparseXMCScorer().featurize(texts)
-        parts = []
-        progress = tqdm(total=len(folds) + 1, desc="training (held-out folds, then all)", unit=" fits",
-                        disable=not self.show_progress, file=sys.stderr)
-        for held in folds:
-            held = np.sort(held)
-            rest = np.setdiff1d(np.arange(n), held)
-            learners = self._fit_learners([texts[i] for i in rest], vectors[rest], targets[rest], fold=True,
-                                          features=None if features is None else features.rows(rest))
-            pool = np.union1d(held, sample[: max(0, pool_size - len(held))])
-            adaptation = self._adapt(Batch([texts[i] for i in pool], vectors[pool]), learners=learners)
-            candidates, scores = self._supervised_scores(Batch([texts[i] for i in held], vectors[held]), learners,
-                                                         adaptation, None if features is None else features.rows(held))
-            parts.append((candidates, scores, learners.counts[np.maximum(candidates, 0)],
-                          csr_lookup(targets[held], candidates) > 0))
-            progress.update()
+        parts, order = [], []
+        progress = tqdm(total=sum(len(folds) for folds, *_ in views) + 1, desc="training (held-out folds, then all)",
+                        unit=" fits", disable=not self.show_progress, file=sys.stderr)
+        for folds, fold_vectors, label_text in views:
+            for held in folds:
+                held = np.sort(held)
+                order.append(held)
+                rest = np.setdiff1d(np.arange(n), held)
+                learners = self._fit_learners([texts[i] for i in rest], fold_vectors[rest], targets[rest], fold=True,
+                                              features=None if features is None else features.rows(rest),
+                                              label_text=label_text)
+                pool = np.union1d(held, sample[: max(0, pool_size - len(held))])
+                adaptation = self._adapt(Batch([texts[i] for i in pool], fold_vectors[pool]), learners=learners)
+                candidates, scores = self._supervised_scores(
+                    Batch([texts[i] for i in held], fold_vectors[held]), learners, adaptation,
+                    None if features is None else features.rows(held))
+                parts.append((candidates, scores, learners.counts[np.maximum(candidates, 0)],
+                              csr_lookup(targets[held], candidates) > 0))
+                progress.update()
         width = max(c.shape[1] for c, *_ in parts)
         scores = {name: np.vstack([_pad(s[name], width, -np.inf) for _, s, _, _ in parts]) for name in parts[0][1]}
         counts = np.vstack([_pad(c, width, 0) for *_, c, _ in parts])
@@ -310,7 +339,7 @@ class Classifier(BaseEstimator):
         self.learners_ = self._fit_learners(texts, vectors, targets, features=features)
         progress.update()
         progress.close()
-        return scores, counts, truth, targets[np.concatenate(folds)]
+        return scores, counts, truth, targets[np.concatenate(order)]
 
     def _fit_fusion(self, scores: dict, counts: np.ndarray, truth: np.ndarray,
                     held_targets: sp.csr_matrix) -> Fusion | BoostedFusion | None:
@@ -325,11 +354,12 @@ class Classifier(BaseEstimator):
 
     def _fit_learners(self, texts: list[str], vectors: np.ndarray, targets: sp.csr_matrix,
                       only: tuple[str, ...] | None = None, fold: bool = False,
-                      features: object | None = None) -> Learners:
-        """`features`: the sparse scorer's Features of `texts`, when already computed."""
+                      features: object | None = None, label_text: LabelTextScorer | None = None) -> Learners:
+        """`features`: the sparse scorer's Features of `texts`, when already computed; `label_text`: the label
+        texts as the `vectors`' encoder embeds them, when it is not the model's."""
         chosen = set(self.supervised if only is None else only)
-        text_vectors = self.label_text_.index_.vectors
-        learners = Learners(counts=label_counts(targets), documents=len(texts))
+        learners = Learners(counts=label_counts(targets), documents=len(texts), label_text=label_text)
+        text_vectors = self._label_text(learners).index_.vectors
         if "prototypes" in chosen:
             learners.prototypes = PrototypeScorer(self.prototype_shrinkage).fit(text_vectors, vectors, targets)
         if "linear" in chosen:
@@ -412,11 +442,14 @@ class Classifier(BaseEstimator):
         return Adaptation()
 
     # ------------------------------------------------------------------ scoring
+    def _label_text(self, learners: Learners) -> LabelTextScorer:
+        return learners.label_text if learners.label_text is not None else self.label_text_
+
     def _candidates(self, batch: Batch, learners: Learners | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Shortlist by label text — or prototypes, once there are examples — plus ancestors in a
         hierarchy, with exact similarities."""
         learners = self.learners_ if learners is None else learners
-        base = learners.prototypes if learners.prototypes is not None else self.label_text_
+        base = learners.prototypes if learners.prototypes is not None else self._label_text(learners)
         candidates, _ = base.shortlist(batch, self.shortlist)
         if self.hierarchy_ is not None:
             candidates = self.hierarchy_.expand(candidates)
@@ -472,7 +505,7 @@ class Classifier(BaseEstimator):
                 lists.append(csr_top_k(matrix, FUSION_CANDIDATES)[0])
         candidates = union(*lists)
         scores = {
-            "label_text": self.label_text_.score(batch, candidates),
+            "label_text": self._label_text(learners).score(batch, candidates),
             "zero_shot": np.where(candidates >= 0, np.log(np.maximum(csr_lookup(posteriors, candidates), 1e-6)),
                                   -np.inf),
             "lexical": self.lexical_.score(batch, candidates),
@@ -593,6 +626,11 @@ def _shift_weights(held_targets: sp.csr_matrix, prior: np.ndarray) -> np.ndarray
                       where=held_share > 0)
     per_doc = np.asarray(held_targets @ ratio).ravel() / np.maximum(np.diff(held_targets.indptr), 1)
     return per_doc / per_doc.mean()
+
+
+def _holds_out(n: int) -> bool:
+    """Whether `n` examples are enough to hold some out for the fusion."""
+    return min(MAX_HOLDOUT, int(HOLDOUT_SHARE * n)) >= MIN_HOLDOUT
 
 
 def _well_supervised(counts: np.ndarray | None) -> bool:
