@@ -194,27 +194,6 @@ def test_a_model_with_boosted_fusion_ranks_the_same_after_loading(tmp_path):
     assert "e" in {s.label_id for row in loaded.suggest(["comet galaxy telescope"], k=3) for s in row}
 
 
-def test_held_out_documents_weigh_as_much_as_their_labels_are_commoner_in_the_pool():
-    from taxonomist.classifier import _shift_weights
-
-    held = sp.csr_matrix(np.array([[1, 0], [1, 0], [1, 0], [0, 1]], np.float32))  # held out: a 3×, b once
-    weights = _shift_weights(held, np.array([0.1, 0.9]))  # the pool: mostly b
-    assert np.isclose(weights.mean(), 1) and weights[3] > weights[0] == weights[1] == weights[2]
-    assert np.allclose(_shift_weights(held, np.array([0.75, 0.25])), 1)  # same shares: no reweighting
-
-
-def test_an_unlabeled_pool_weighs_the_fusion_towards_its_labels(monkeypatch):
-    import taxonomist.classifier as classifier_module
-
-    seen = []
-    real = classifier_module._shift_weights
-    monkeypatch.setattr(classifier_module, "_shift_weights", lambda *a: seen.append(1) or real(*a))
-    fitted(supervised=DENSE)
-    assert not seen
-    Classifier(LABELS, encoder=HashingEncoder(), context="", supervised=DENSE).fit(TEXTS, IDS, unlabeled=TEST)
-    assert seen
-
-
 def test_unknown_example_labels_are_an_error():
     with pytest.raises(InputError, match="not in the label set"):
         Classifier(LABELS, encoder=HashingEncoder(), context="").fit(["text"], [["zzz"]])

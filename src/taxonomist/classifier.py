@@ -122,8 +122,7 @@ class Classifier(BaseEstimator):
     examples), a ridge head anchored on label text, nearest examples and a sparse XMC model on words. A
     fusion learnt on held-out examples weighs them against the zero-shot evidence and the label names'
     mentions in the text, by label frequency, so labels without examples are still suggested; scores are
-    then probabilities that a label applies. With unlabeled texts, the held-out examples are weighted
-    towards the labels common in those texts. With few examples (`fine_tune`), a transformer encoder is first
+    then probabilities that a label applies. With few examples (`fine_tune`), a transformer encoder is first
     tuned on them (encoders/fine_tune.py) and kept with the model.
     """
 
@@ -313,13 +312,12 @@ class Classifier(BaseEstimator):
             from .scorers.sparse_xmc import SparseXMCScorer
 
             features = SparseXMCScorer().featurize(texts)
-        parts, order = [], []
+        parts = []
         progress = tqdm(total=sum(len(folds) for folds, *_ in views) + 1, desc="training (held-out folds, then all)",
                         unit=" fits", disable=not self.show_progress, file=sys.stderr)
         for folds, fold_vectors, label_text in views:
             for held in folds:
                 held = np.sort(held)
-                order.append(held)
                 rest = np.setdiff1d(np.arange(n), held)
                 learners = self._fit_learners([texts[i] for i in rest], fold_vectors[rest], targets[rest], fold=True,
                                               features=None if features is None else features.rows(rest),
@@ -339,18 +337,13 @@ class Classifier(BaseEstimator):
         self.learners_ = self._fit_learners(texts, vectors, targets, features=features)
         progress.update()
         progress.close()
-        return scores, counts, truth, targets[np.concatenate(order)]
+        return scores, counts, truth
 
-    def _fit_fusion(self, scores: dict, counts: np.ndarray, truth: np.ndarray,
-                    held_targets: sp.csr_matrix) -> Fusion | BoostedFusion | None:
-        """The fusion chosen on the held-out documents (see fusion.fit_fusion), or None. With an unlabeled pool,
-        held-out documents are weighted towards the pool's labels."""
+    def _fit_fusion(self, scores: dict, counts: np.ndarray, truth: np.ndarray) -> Fusion | BoostedFusion | None:
+        """The fusion chosen on the held-out documents (see fusion.fit_fusion), or None."""
         if not truth.any() or not (~truth & np.isfinite(scores["zero_shot"])).any():  # needs both kinds of pair
             return None
-        weights = None
-        if self.pool_ is not None and self.pool_.prior is not None:
-            weights = _shift_weights(held_targets, np.exp(self.pool_.prior.log_prior_))
-        return fit_fusion(scores, counts, truth, weights, self.random_state)
+        return fit_fusion(scores, counts, truth, random_state=self.random_state)
 
     def _fit_learners(self, texts: list[str], vectors: np.ndarray, targets: sp.csr_matrix,
                       only: tuple[str, ...] | None = None, fold: bool = False,
@@ -614,18 +607,6 @@ class Classifier(BaseEstimator):
 
 def _pad(values: np.ndarray, width: int, fill) -> np.ndarray:
     return np.pad(values, ((0, 0), (0, width - values.shape[1])), constant_values=fill)
-
-
-def _shift_weights(held_targets: sp.csr_matrix, prior: np.ndarray) -> np.ndarray:
-    """Per held-out document, how much more common its labels are in the unlabeled pool than among the
-    held-out documents (the mean ratio over its labels; mean weight 1): examples are often drawn a few per
-    label, while the corpus is dominated by its frequent labels, and the fusion should be right there."""
-    held_share = label_counts(held_targets)
-    held_share = held_share / held_share.sum()
-    ratio = np.divide(prior / prior.sum(), held_share, out=np.zeros_like(held_share, dtype=np.float64),
-                      where=held_share > 0)
-    per_doc = np.asarray(held_targets @ ratio).ravel() / np.maximum(np.diff(held_targets.indptr), 1)
-    return per_doc / per_doc.mean()
 
 
 def _holds_out(n: int) -> bool:
