@@ -33,7 +33,7 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/zero_shot.py
-	$(BIN)/python bench/supervised.py --plot bench/results/learning_curves.png
+	$(BIN)/python bench/supervised.py --seeds 0,1,2 --plot bench/results/learning_curves.png
 
 clean:
 	rm -rf $(VENV) out

@@ -43,8 +43,9 @@ SELF_TRAINING_DOCS_PER_LABEL = 10
 SELF_TRAINING_SHORTLIST = 50
 SELF_TRAINING_MAX_EXAMPLES = 10
 # The encoder is fine-tuned on the examples (encoders/fine_tune.py) when there are at most this many: measured on
-# foldoc, 4 examples per label (364 documents), P@1 52.96 -> 54.61 (means over 3 tunings x 6 fold splits) for about
-# 4 minutes of tuning on 2 CPU cores. The cost grows with the examples (about 0.13 s per example and epoch on a CPU).
+# foldoc, 4 examples per label (355 documents), P@1 52.37 -> 55.45 (bench/supervised.py, mean of 3 random states)
+# for about 8 minutes of training on 2 CPU cores instead of 2 s (with _cross_tuned, three tunings). The cost grows
+# with the examples (about 0.13 s per example and epoch on a CPU, twice that with the held-out halves' tunings).
 FINE_TUNE_MAX_EXAMPLES = 1000
 # ... and when the labels with examples have this many on average: with one each there are no pairs to learn from
 # (foldoc, 1 example per label: P@1 46.8 frozen, 43.3 tuned).
@@ -277,8 +278,8 @@ class Classifier(BaseEstimator):
         """Each half of the examples with an encoder tuned on the other half (`tune(rows)`). An encoder tuned on
         every example has seen the held-out folds' documents, so their scores would be rosier than those of new
         documents and the fusion would trust the wrong scorers; through the other half's encoder they are new.
-        Measured on foldoc, 4 examples per label, P@1 by tuning seed (mean of 3 fold splits): 54.61 -> 55.78 and
-        54.74 -> 56.07, for twice the tuning time."""
+        Measured on foldoc, 4 examples per label, P@1 at random states 0, 1, 2: 54.74 / 54.97 / 54.39 -> 55.26 /
+        55.09 / 55.72, for twice the tuning time."""
         halves = np.array_split(np.random.default_rng(self.random_state).permutation(n), 2)
         return [(np.sort(half), tune(np.sort(other))) for half, other in zip(halves, halves[::-1])]
 
