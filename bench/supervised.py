@@ -78,8 +78,8 @@ def scores(positions, values, gold, plain=None) -> dict:
 
 def run_ours(labels, train, test_texts, gold, encoder, save: bool = False, plain=None, unseen: bool = False,
              fine_tune: str = "auto", random_state: int = 0) -> dict:
-    """Trained on `train` with the test texts as unlabeled data (label priors, neighbours, self-training), as in bench/zero_shot.py's pipeline, which is the point without
-    examples. The clock includes learning from the unlabeled texts; the peers use none. `unseen`: trained
+    """Trained on `train` with the test texts as unlabeled data (label priors, neighbours, self-training), as in
+    bench/zero_shot.py's pipeline, which is the point without examples. The clock includes learning from the unlabeled texts; the peers use none. `unseen`: trained
     without them, so ranking treats the test texts as new ones (adapting to the batch as it is ranked)."""
     start = time.perf_counter()
     clf = Classifier(labels, encoder=encoder, fine_tune=fine_tune, random_state=random_state)

@@ -208,7 +208,7 @@ class Classifier(BaseEstimator):
                 return fine_tune(tunable, [texts[i] for i in rows], targets[rows], label_texts,
                                  random_state=self.random_state, show_progress=self.show_progress)
 
-            cross = self._cross_tuned(len(texts), tune) if _holds_out(len(texts)) else None
+            cross = self._cross_tuned(len(texts), tune) if _fold_size(len(texts)) >= MIN_HOLDOUT else None
             self.encoder_ = tune(np.arange(len(texts)))
             pool = self._encode(unlabeled) if unlabeled else None
             vectors = self._encode(texts)
@@ -291,8 +291,8 @@ class Classifier(BaseEstimator):
         example sets still teach the fusion. With `cross` (see _cross_tuned), each half's folds are seen through
         the encoder tuned without that half."""
         n = len(texts)
-        fold_size = min(MAX_HOLDOUT, int(HOLDOUT_SHARE * n))
-        if not _holds_out(n):  # too few to learn weights from: prototypes alone decide
+        fold_size = _fold_size(n)
+        if fold_size < MIN_HOLDOUT:  # too few to learn weights from: prototypes alone decide
             self.learners_ = self._fit_learners(texts, vectors, targets, only=("prototypes",))
             return None
         rng = np.random.default_rng(self.random_state)
@@ -610,9 +610,9 @@ def _pad(values: np.ndarray, width: int, fill) -> np.ndarray:
     return np.pad(values, ((0, 0), (0, width - values.shape[1])), constant_values=fill)
 
 
-def _holds_out(n: int) -> bool:
-    """Whether `n` examples are enough to hold some out for the fusion."""
-    return min(MAX_HOLDOUT, int(HOLDOUT_SHARE * n)) >= MIN_HOLDOUT
+def _fold_size(n: int) -> int:
+    """Examples per held-out fold out of `n`; under MIN_HOLDOUT, none are held out."""
+    return min(MAX_HOLDOUT, int(HOLDOUT_SHARE * n))
 
 
 def _well_supervised(counts: np.ndarray | None) -> bool:
