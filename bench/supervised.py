@@ -15,6 +15,8 @@ Two tables per data set:
 "train s" and "predict docs/s" exclude encoding (embeddings come from the cache in bench/results/cache); TF-IDF
 is inside ours but outside the peers' (their features are built before the clock starts). "e2e docs/s" adds
 encoding at the uncached rate shown in the heading (the peers': TF-IDF or MiniLM featurising).
+"peak MB" is the process's peak resident memory while that model trained and ranked (Linux; elsewhere, since the
+process started).
 
 usage: python bench/supervised.py [--data ../shared/data] [--datasets foldoc,wordnet-taxonomy]
                                   [--encoder default] [--shots 1,4,16,full] [--peers parabel,bonsai,plt]
@@ -81,6 +83,7 @@ def run_ours(labels, train, test_texts, gold, encoder, save: bool = False, plain
     """Trained on `train` with the test texts as unlabeled data (label priors, neighbours, self-training), as in
     bench/zero_shot.py's pipeline, which is the point without examples. The clock includes learning from the unlabeled texts; the peers use none. `unseen`: trained
     without them, so ranking treats the test texts as new ones (adapting to the batch as it is ranked)."""
+    reset_peak_rss()
     start = time.perf_counter()
     clf = Classifier(labels, encoder=encoder, fine_tune=fine_tune, random_state=random_state)
     clf.fit([d.text for d in train], [d.labels for d in train], unlabeled=None if unseen else test_texts)
@@ -94,7 +97,7 @@ def run_ours(labels, train, test_texts, gold, encoder, save: bool = False, plain
     positions, values = clf.rank(test_texts, 5)
     return scores(positions, values, gold, plain) | size | {
         "train_s": round(train_s, 1), "predict_docs_per_s": round(len(test_texts) / (time.perf_counter() - start), 1),
-        "train_docs": len(train), "tuned": is_tuned(clf.encoder_.identity)}
+        "train_docs": len(train), "tuned": is_tuned(clf.encoder_.identity), "peak_rss_mb": peak_rss_mb()}
 
 
 def run_seeds(seeds: list[int], *args, **kwargs) -> dict:
@@ -105,7 +108,8 @@ def run_seeds(seeds: list[int], *args, **kwargs) -> dict:
         return runs[0]
     mean = {key: round(float(np.mean([r[key] for r in runs])), 2) for key, value in runs[0].items()
             if isinstance(value, float)}
-    return runs[0] | mean | {"P@1 by seed": [r["P@1"] for r in runs]}
+    return runs[0] | mean | {"P@1 by seed": [r["P@1"] for r in runs],
+                             "peak_rss_mb": max(r["peak_rss_mb"] for r in runs)}
 
 
 def run_prototypes(labels, train, test_texts, gold, encoder) -> dict:
@@ -181,9 +185,7 @@ def bench_dataset(data: Path, spec: str, shots: list[str], peers: str, peers_pyt
     result["peers"] = run_peers(data, peers, peers_python, max_test) if peers else []
     # Zero-shot first: it embeds the label texts, which the trained points' "train s" then finds in the cache.
     curve = [{"shots": 0, "ours": run_ours(labels, [], test_texts, gold, encoder, plain=plain)}]
-    reset_peak_rss()
     full = run_ours(labels, train, test_texts, gold, encoder, save=True, plain=plain)
-    full["peak_rss_mb"] = peak_rss_mb()
     full["e2e_docs_per_s"] = round(1 / (1 / result["encode_docs_per_s"] + 1 / full["predict_docs_per_s"]), 1)
     result["full"] = full
     print(f"  {data.name} full: {full}", file=sys.stderr, flush=True)
@@ -225,14 +227,14 @@ def print_tables(results: list[dict]) -> None:
             print(f"\nP@1 {f['P@1'] - best['P@1']:+.2f} and nDCG@5 {f['nDCG@5'] - best['nDCG@5']:+.2f} against the "
                   f"best peer ({best['system']}); train time ratio {f['train_s'] / max(best.get('train_s') or 1e-9, 1e-9):.2f}; "
                   f"peak RSS while training and ranking {f['peak_rss_mb']} MB")
-        print("\n| examples per label | train docs | ours P@1 | ours P@1 plain | ours nDCG@5 | train s | "
+        print("\n| examples per label | train docs | ours P@1 | ours P@1 plain | ours nDCG@5 | train s | peak MB | "
               "ours, encoder frozen: P@1 / train s | prototypes P@1 | prototypes nDCG@5 |")
-        print("|---|---|---|---|---|---|---|---|---|")
+        print("|---|---|---|---|---|---|---|---|---|---|")
         for point in r["curve"]:
             o, p, frozen = point["ours"], point.get("prototypes", {}), point.get("frozen")
             untuned = f"{_p1(frozen)} / {frozen['train_s']}" if frozen else "(not tuned)"
             print(f"| {point['shots']} | {o['train_docs']} | {_p1(o)} | {o.get('P@1 plain', '')} | {o['nDCG@5']} | "
-                  f"{o['train_s']} | {untuned} | {p.get('P@1', '')} | {p.get('nDCG@5', '')} |")
+                  f"{o['train_s']} | {o['peak_rss_mb']} | {untuned} | {p.get('P@1', '')} | {p.get('nDCG@5', '')} |")
         zero = r["curve"][0]["ours"]
         four = next((pt["ours"] for pt in r["curve"] if pt["shots"] == "4"), None)
         if four is not None:
