@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -51,7 +50,7 @@ from taxonomist.labels import read_labels  # noqa: E402
 from taxonomist.scorers import Batch  # noqa: E402
 from taxonomist.scorers.label_text import LabelTextScorer  # noqa: E402
 from taxonomist.scorers.prototype import PrototypeScorer  # noqa: E402
-from zero_shot import CACHE, gold_matrix  # noqa: E402
+from zero_shot import CACHE, gold_matrix, peak_rss_mb, reset_peak_rss  # noqa: E402
 
 PEERS = ROOT.parent.parent / "shared" / "peers" / "run.py"
 
@@ -145,24 +144,6 @@ def run_peers(data: Path, names: str, python: str, max_test: int | None) -> list
         cmd += ["--max-test", str(max_test)] if max_test else []
         subprocess.run(cmd, check=True, stdout=sys.stderr)
         return json.loads(out.read_text())["systems"]
-
-
-def reset_peak_rss() -> None:
-    """Start the peak-memory count afresh (Linux: /proc/self/clear_refs), so that it is one training's and not
-    the process's so far; elsewhere the count goes on from the start."""
-    try:
-        Path("/proc/self/clear_refs").write_text("5")
-    except OSError:
-        pass
-
-
-def peak_rss_mb() -> int:
-    """Peak resident memory since `reset_peak_rss` (since the start where that cannot reset it)."""
-    try:
-        status = Path("/proc/self/status").read_text()
-        return round(int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM:"))) / 1024)
-    except (OSError, StopIteration):
-        return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
 
 
 def bench_dataset(data: Path, spec: str, shots: list[str], peers: str, peers_python: str, max_test: int | None,
