@@ -200,8 +200,12 @@ def test_large_sparse_input_needs_no_dense_matrix():
 # ---- report ----
 
 def test_report_is_self_contained_html(tiny, tmp_path):
-    path = write_report(tiny, tmp_path / "out" / "report.html", title="eval <tiny>",
-                        extra={"model": "m1 & m2", "docs": "test.jsonl"})
+    umask = os.umask(0o022)  # the usual one: the report's mode follows it (test_atomic.py tries others)
+    try:
+        path = write_report(tiny, tmp_path / "out" / "report.html", title="eval <tiny>",
+                            extra={"model": "m1 & m2", "docs": "test.jsonl"})
+    finally:
+        os.umask(umask)
     page = path.read_text(encoding="utf-8")
     assert page.count('<img src="data:image/png;base64,') >= 2
     assert "<title>eval &lt;tiny&gt;</title>" in page and "m1 &amp; m2" in page and "test.jsonl" in page

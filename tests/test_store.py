@@ -10,7 +10,7 @@ import os
 import pytest
 
 import taxonomist
-from taxonomist import store
+from taxonomist import atomic, store
 from taxonomist.errors import ModelError
 from taxonomist.store import FORMAT_VERSION, load_model, save_model
 
@@ -277,14 +277,14 @@ def test_a_failed_first_save_leaves_nothing_behind(tmp_path, monkeypatch):
 
 def test_interrupted_right_after_the_manifest_replace_keeps_the_new_model(saved, monkeypatch):
     model, _ = saved
-    real = store._fsync_dir
+    real = atomic.fsync_dir
 
     def fsync_dir(folder):
         if folder == model:
             raise KeyboardInterrupt
         real(folder)
 
-    monkeypatch.setattr(store, "_fsync_dir", fsync_dir)
+    monkeypatch.setattr(atomic, "fsync_dir", fsync_dir)  # the manifest's folder is fsynced by the shared writer
     with pytest.raises(KeyboardInterrupt):
         save_model(model, {"labels": "new"}, writer(SECOND))
     monkeypatch.undo()

@@ -134,7 +134,8 @@ def run_labels_check(args: argparse.Namespace) -> int:
 
 def run_suggest(args: argparse.Namespace) -> int:
     from .formats import detect_documents
-    from .formats.suggestions import ANNIF, atomic_output, format_for, write_annif_result, write_rows
+    from .atomic import atomic_output
+    from .formats.suggestions import ANNIF, format_for, write_annif_result, write_rows
 
     fmt = format_for(args.out, args.format)
     if fmt == ANNIF and detect_documents(args.docs) == "textdir":
@@ -164,7 +165,8 @@ def _suggest_annif_files(args: argparse.Namespace) -> int:
     """Annif's `index` on a folder: NAME.annif beside each NAME.txt (or in the folder --out names), each written
     atomically. Existing ones are an error before any work unless --force: Annif skips them one by one, which
     leaves a mix of old and new results."""
-    from .formats.suggestions import ANNIF_SUFFIX, atomic_output, write_annif_hits
+    from .atomic import atomic_output
+    from .formats.suggestions import ANNIF_SUFFIX, write_annif_hits
     from .formats.textdir import document_files
 
     folder = Path(args.out) if args.out else Path(args.docs)
@@ -195,7 +197,7 @@ def _suggest_annif_files(args: argparse.Namespace) -> int:
 def run_eval(args: argparse.Namespace) -> int:
     from contextlib import nullcontext
 
-    from .formats.suggestions import atomic_output
+    from .atomic import atomic_output
 
     if args.annif_limit < 1:
         raise InputError(f"--annif-limit must be at least 1, got {args.annif_limit}", where="--annif-limit",

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import base64
-import contextlib
 import html
 import io
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +13,7 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from .errors import TaxonomistError
+from .atomic import atomic_write
 from .evaluate import Evaluation
 
 _CSS = """
@@ -37,7 +35,7 @@ def write_report(evaluation: Evaluation, path: str | os.PathLike[str], *, title:
                  extra: dict[str, Any] | None = None) -> Path:
     """Write the report atomically: an interrupted write leaves any previous report as it was."""
     path = Path(path)
-    _write_atomically(path, _page(evaluation, title, extra or {}))
+    atomic_write(path, _page(evaluation, title, extra or {}), parents=True)
     return path
 
 
@@ -158,26 +156,3 @@ def _threshold_line(ax: Any, threshold: float, edges: tuple[float, ...]) -> None
 def _no_data(ax: Any) -> None:
     ax.text(0.5, 0.5, "no suggestions", ha="center", va="center", transform=ax.transAxes, color="#666")
     ax.set_yticks([])
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    except OSError as e:
-        raise TaxonomistError(f"cannot write the report: {e.strerror or e}", where=str(path),
-                              fix="choose a folder you can write to") from e
-    try:
-        os.fchmod(fd, 0o644)  # mkstemp's 0600 would hide the report from other readers
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException as e:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        if isinstance(e, OSError):
-            raise TaxonomistError(f"cannot write the report: {e.strerror or e}", where=str(path),
-                                  fix="check free disk space and permissions, then run again") from e
-        raise

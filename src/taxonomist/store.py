@@ -22,7 +22,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import taxonomist
-from taxonomist.errors import ModelError
+from taxonomist.atomic import atomic_output
+from taxonomist.atomic import fsync_dir as _fsync_dir  # objects and staged folders; tests patch it
+from taxonomist.errors import InputError, ModelError
 
 # 2: nearest examples may be a faiss graph and the fusion boosted trees, which format-1 readers cannot load.
 # 3: the model may carry its own fine-tuned encoder (an "encoder" folder), which a format-2 reader would ignore.
@@ -91,7 +93,9 @@ def save_model(path: str | os.PathLike, meta: dict, write: Callable[[Path], None
             objects.rmdir()  # only goes if empty, i.e. this save made it
         if created_model and not (model / MANIFEST).exists():
             _remove(model)
-        if not isinstance(error, OSError):
+        if isinstance(error, InputError) and isinstance(error.__cause__, OSError):
+            error = error.__cause__  # a writer's failure (the manifest's temp file, say) is a failed save too
+        elif not isinstance(error, OSError):
             raise
         full = error.errno in (errno.ENOSPC, errno.EDQUOT)
         unchanged = f"the previous model at {model} is unchanged" if had_model else "nothing was saved"
@@ -194,19 +198,10 @@ def _hash(path: Path, *, sync: bool = False) -> tuple[int, str]:
 
 
 def _write_manifest(model: Path, manifest: dict) -> None:
-    """Temp file, fsync, replace, fsync the folder: readers see the old manifest or the new one."""
-    fd, tmp = tempfile.mkstemp(prefix=f"{STAGING_PREFIX}{MANIFEST}.", dir=model)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(manifest, f, indent=1, sort_keys=True)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, model / MANIFEST)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    with contextlib.suppress(OSError):  # committed: a failed folder fsync must not undo the save
-        _fsync_dir(model)
+    """Readers see the old manifest or the new one. The temp file carries the staging prefix, so that a crash
+    leaves only what the next save already removes."""
+    with atomic_output(model / MANIFEST, prefix=f"{STAGING_PREFIX}{MANIFEST}.") as f:
+        json.dump(manifest, f, indent=1, sort_keys=True)
 
 
 def _read_manifest(model: Path) -> dict:
@@ -255,14 +250,3 @@ def _check(path: Path, expected: dict, verify: bool, entry: str, fix: str) -> No
 def _remove(path: Path) -> None:
     with contextlib.suppress(OSError):
         shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
-
-
-def _fsync_dir(folder: Path) -> None:
-    """Make renames in `folder` durable; Windows cannot open folders and journals renames itself."""
-    if os.name == "nt":
-        return
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol, runtime_checkable
@@ -13,6 +13,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 import platformdirs
 
+from taxonomist.atomic import atomic_write
 from taxonomist.errors import InputError
 
 CACHE_ENV = "TAXONOMIST_CACHE_DIR"
@@ -79,21 +80,6 @@ def file_sha256(path: Path, cache_dir: Path) -> str:
             digest.update(block)
     memo = memo if isinstance(memo, dict) else {}
     memo[key] = digest.hexdigest()
-    try:
-        atomic_write_text(memo_file, json.dumps(memo, indent=1, sort_keys=True))
-    except OSError:
-        pass  # a read-only cache only costs hashing again next time
+    with contextlib.suppress(InputError):  # a read-only cache only costs hashing again next time
+        atomic_write(memo_file, json.dumps(memo, indent=1, sort_keys=True), parents=True)
     return memo[key]
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Readers see the old file or the new one, never half of one; a failed write leaves no litter."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -10,16 +10,16 @@ content hash: a thesaurus of 15,000 concepts takes a second or two to read, a fi
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
-import os
-import tempfile
 from collections import defaultdict
 from pathlib import Path
 from typing import NamedTuple
 
 import pyoxigraph
 
+from ..atomic import atomic_write
 from ..errors import InputError
 from ..labels import Label
 from ._text import at, numbered_lines, open_bytes
@@ -126,20 +126,11 @@ def _load_cache(cache: Path) -> list[Label] | None:
 
 
 def _save_cache(cache: Path, labels: list[Label]) -> None:
-    """Written to a temporary file and renamed, so a reader never sees half an entry; a cache folder that
-    cannot be written only costs the next read its speed. vars() and json.dumps, not asdict() and json.dump:
-    deep copies and the pure-Python streaming encoder took longer than parsing the file."""
-    try:
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=cache.parent, prefix=f".{cache.stem}.", suffix=".part")
-    except OSError:
-        return
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(json.dumps([vars(label) for label in labels], ensure_ascii=False))
-        os.replace(tmp, cache)
-    except OSError:
-        Path(tmp).unlink(missing_ok=True)
+    """Written atomically, so a reader never sees half an entry; a cache folder that cannot be written only
+    costs the next read its speed, hence no error. vars() and json.dumps, not asdict() and json.dump: deep
+    copies and the pure-Python streaming encoder took longer than parsing the file."""
+    with contextlib.suppress(InputError):  # atomic_write reports every OSError as an InputError
+        atomic_write(cache, json.dumps([vars(label) for label in labels], ensure_ascii=False), parents=True)
 
 
 def _triples(path: Path, syntax: str) -> tuple[list[Triple], int]:

@@ -1,19 +1,14 @@
-"""Writing suggestions, atomically: one row per (document, label) in JSONL, CSV or TSV; or Annif's result
-shapes (--format annif): a NAME.annif file per document of a folder, else one JSON line per document."""
+"""Writing suggestions: one row per (document, label) in JSONL, CSV or TSV; or Annif's result shapes
+(--format annif): a NAME.annif file per document of a folder, else one JSON line per document. The files are
+opened with taxonomist.atomic.atomic_output, so a failed run keeps the previous file."""
 
 from __future__ import annotations
 
 import csv
 import json
-import os
-import sys
-import tempfile
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TextIO
-
-from ..errors import InputError
 
 FORMATS = ("tsv", "csv", "jsonl")
 ANNIF = "annif"
@@ -22,34 +17,6 @@ COLUMNS = ("doc_id", "rank", "label_id", "label", "score")
 
 Row = tuple[str, int, str, str, float]
 Hit = tuple[str, str, str, float]  # one suggestion of a document: label id (URI), label, notation, score
-
-
-@contextmanager
-def atomic_output(path: str | None) -> Iterator[TextIO]:
-    """stdout, or a temp file beside `path` renamed over it only when everything was written."""
-    if path is None or path == "-":
-        yield sys.stdout
-        return
-    target = Path(path)
-    if not target.parent.is_dir():
-        raise InputError("the output folder does not exist", where=str(target), fix="create the folder first")
-    if target.is_dir():
-        raise InputError("the output is a folder, not a file", where=str(target), fix="give the path of a file")
-    try:
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
-    except OSError as e:
-        raise InputError(
-            f"cannot write in {target.parent}: {e.strerror}", where=str(target), fix="check the folder's permissions"
-        ) from e
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            yield handle
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def write_rows(rows: Iterable[Row], handle: TextIO, fmt: str, *, header: bool = True) -> None:
