@@ -7,7 +7,7 @@ Two tables per data set:
    seconds, predict docs/s, model size.
 2. A learning curve at 1, 4 and 16 examples per label and the full data: ours beside a prototype-only
    baseline (cosine to prototypes, no fusion, no unlabeled data), with our zero-shot figure as the start.
-   Where the encoder is fine-tuned on the examples (at most 1,000 of them, see classifier.FINE_TUNE_MAX_EXAMPLES),
+   Where the encoder is fine-tuned on the examples (at most 1,000 of them, see config.TrainConfig),
    the point is also run with it frozen, and its "train s" includes the tuning and encoding every text through
    the tuned encoder, which has no cache. `--seeds 0,1,2` runs each few-shot point once per random state (the
    held-out folds, the fusion's split and the encoder's tuning follow it) and shows the mean and each P@1.
@@ -42,15 +42,14 @@ sys.path.insert(0, str(ROOT.parent / "src"))
 import numpy as np  # noqa: E402
 
 from taxonomist.classifier import Classifier  # noqa: E402
-from taxonomist.corpus import read_documents  # noqa: E402
 from taxonomist.encoders import get_encoder  # noqa: E402
 from taxonomist.encoders.fine_tune import is_tuned  # noqa: E402
 from taxonomist.evaluate import evaluate  # noqa: E402
-from taxonomist.labels import read_labels  # noqa: E402
-from taxonomist.scorers import Batch  # noqa: E402
+from taxonomist.readers import read_documents, read_labels  # noqa: E402
+from taxonomist.scorers import Batch, FitInput  # noqa: E402
 from taxonomist.scorers.label_text import LabelTextScorer  # noqa: E402
 from taxonomist.scorers.prototype import PrototypeScorer  # noqa: E402
-from zero_shot import CACHE, gold_matrix, peak_rss_mb, reset_peak_rss  # noqa: E402
+from zero_shot import CACHE, peak_rss_mb, reset_peak_rss  # noqa: E402
 
 PEERS = ROOT.parent.parent / "shared" / "peers" / "run.py"
 
@@ -96,7 +95,7 @@ def run_ours(labels, train, test_texts, gold, encoder, save: bool = False, plain
     positions, values = clf.rank(test_texts, 5)
     return scores(positions, values, gold, plain) | size | {
         "train_s": round(train_s, 1), "predict_docs_per_s": round(len(test_texts) / (time.perf_counter() - start), 1),
-        "train_docs": len(train), "tuned": is_tuned(clf.encoder_.identity), "peak_rss_mb": peak_rss_mb()}
+        "train_docs": len(train), "tuned": is_tuned(clf.model_.encoder.identity), "peak_rss_mb": peak_rss_mb()}
 
 
 def run_seeds(seeds: list[int], *args, **kwargs) -> dict:
@@ -114,9 +113,10 @@ def run_seeds(seeds: list[int], *args, **kwargs) -> dict:
 def run_prototypes(labels, train, test_texts, gold, encoder) -> dict:
     """The baseline: cosine to label prototypes (label text blended with the mean of its examples), alone."""
     start = time.perf_counter()
-    text = LabelTextScorer(("name", "description", "aliases")).fit(labels, encoder)
-    targets = gold_matrix(train, labels)
-    prototypes = PrototypeScorer().fit(text.index_.vectors, encoder.encode([d.text for d in train]), targets)
+    text = LabelTextScorer(("name", "description", "aliases")).fit(FitInput(labels=labels, encoder=encoder))
+    examples = FitInput(label_vectors=text.label_vectors, vectors=encoder.encode([d.text for d in train]),
+                        targets=labels.matrix([d.labels or () for d in train]))
+    prototypes = PrototypeScorer().fit(examples)
     train_s = time.perf_counter() - start
     start = time.perf_counter()
     positions, values = prototypes.shortlist(Batch(test_texts, encoder.encode(test_texts)), 5)
@@ -151,7 +151,7 @@ def bench_dataset(data: Path, spec: str, shots: list[str], peers: str, peers_pyt
     labels = read_labels(data / "labels.jsonl")
     train = [d for d in read_documents(data / "train.jsonl", skip_invalid=True, label_set=labels) if d.labels]
     test = list(read_documents(data / "test.jsonl", skip_invalid=True, label_set=labels))[:max_test]
-    test_texts, gold = [d.text for d in test], gold_matrix(test, labels)
+    test_texts, gold = [d.text for d in test], labels.matrix([d.labels or () for d in test])
     # Test documents that are themselves labels of the set (WordNet: 20% of the test synsets are labels, filed
     # under their parent and grandparent): a model can learn where such a document goes from the label set's
     # own structure, so P@1 is also shown on the other documents ("plain").

@@ -30,13 +30,12 @@ ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT.parent / "src"))
 
 import numpy as np  # noqa: E402
-import scipy.sparse as sp  # noqa: E402
 
 from taxonomist.classifier import Classifier  # noqa: E402
-from taxonomist.corpus import read_documents  # noqa: E402
 from taxonomist.encoders import CachedEncoder, get_encoder  # noqa: E402
 from taxonomist.evaluate import evaluate  # noqa: E402
-from taxonomist.labels import LabelSet, Label, read_labels  # noqa: E402
+from taxonomist.labels import LabelSet, Label  # noqa: E402
+from taxonomist.readers import read_documents, read_labels  # noqa: E402
 
 CACHE = ROOT / "results" / "cache"
 SPEED_SAMPLE = 2000  # uncached documents timed through the encoder
@@ -61,15 +60,6 @@ def peak_rss_mb() -> int:
         return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
 
 
-def gold_matrix(docs, labels: LabelSet) -> sp.csr_matrix:
-    rows, cols = [], []
-    for i, doc in enumerate(docs):
-        for label_id in doc.labels or ():
-            rows.append(i)
-            cols.append(labels.index_of(label_id))
-    return sp.csr_matrix((np.ones(len(rows), np.float32), (rows, cols)), shape=(len(docs), len(labels)))
-
-
 def run_system(labels, texts, gold, encoder, params: dict, unlabeled: list[str] | None) -> dict:
     start = time.perf_counter()
     clf = Classifier(labels, encoder=encoder, **params).fit(unlabeled=unlabeled)
@@ -77,7 +67,7 @@ def run_system(labels, texts, gold, encoder, params: dict, unlabeled: list[str] 
     seconds = time.perf_counter() - start
     m = evaluate(positions, scores, gold, ks=(1, 3, 5)).metrics
     return {"P@1": m["P@1"], "P@3": m["P@3"], "P@5": m["P@5"], "nDCG@5": m["nDCG@5"], "pipeline_s": seconds,
-            "contexts": list(getattr(clf, "contexts_", ()))}
+            "contexts": list(clf.model_.contexts)}
 
 
 class Recorded:
@@ -149,7 +139,7 @@ def end_to_end(labels, texts: list[str], spec: str, warm, params: dict, adapt: b
 def bench_dataset(data: Path, name: str, spec: str, max_test: int | None, with_train: bool) -> list[dict]:
     labels = read_labels(data / name / "labels.jsonl")
     docs = list(read_documents(data / name / "test.jsonl", label_set=labels))[:max_test]
-    texts, gold = [d.text for d in docs], gold_matrix(docs, labels)
+    texts, gold = [d.text for d in docs], labels.matrix([d.labels or () for d in docs])
     encoder = get_encoder(spec, cache_dir=CACHE)
     encoder.encode(texts, show_progress=True)  # warm the cache: accuracy runs then time our pipeline alone
     systems = [("baseline: cosine to label name", BASELINE, None), ("taxonomist zero-shot", {}, texts)]

@@ -59,8 +59,7 @@ class HashingEncoder:
 def hashing_encoder(monkeypatch: pytest.MonkeyPatch) -> HashingEncoder:
     """Every encoder spec the classifier asks for becomes the hashing encoder."""
     encoder = HashingEncoder()
-    monkeypatch.setattr("taxonomist.classifier.get_encoder", lambda spec, **_: encoder)
-    monkeypatch.setattr("taxonomist.persist.get_encoder", lambda spec, **_: encoder)
+    monkeypatch.setattr("taxonomist.encoders.get_encoder", lambda spec, **_: encoder)
     return encoder
 
 
@@ -74,7 +73,7 @@ def write(tmp_path, name: str, content: str | bytes):
 def label_error(path):
     """The InputError that reading `path` as labels raises; every error must say how to fix it."""
     from taxonomist.errors import InputError
-    from taxonomist.labels import read_labels
+    from taxonomist.readers import read_labels
 
     with pytest.raises(InputError) as info:
         read_labels(path)
@@ -84,7 +83,7 @@ def label_error(path):
 
 def document_error(path, **options):
     """The InputError that reading all of `path` as documents raises; every error must say how to fix it."""
-    from taxonomist.corpus import read_documents
+    from taxonomist.readers import read_documents
     from taxonomist.errors import InputError
 
     with pytest.raises(InputError) as info:

@@ -6,7 +6,7 @@ import pytest
 from conftest import document_error as error_of
 from conftest import write
 
-from taxonomist.corpus import read_documents
+from taxonomist.readers import read_documents
 from taxonomist.formats import detect_documents
 from taxonomist.labels import Label, LabelSet
 

@@ -8,7 +8,7 @@ from conftest import label_error as error_of
 from conftest import write
 
 from taxonomist.formats import detect_labels, skos
-from taxonomist.labels import read_labels
+from taxonomist.readers import read_labels
 
 DATA = Path(__file__).parent / "data"
 Y = "http://example.org/yso/"

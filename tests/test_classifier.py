@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from conftest import HashingEncoder
@@ -90,14 +92,15 @@ def test_static_encoders_skip_self_training() -> None:
     """A static encoder's pseudo-labels are too noisy to self-train on; priors and neighbours still apply."""
     encoder = HashingEncoder()
     encoder.static = True
-    pool = Classifier(FLAT, encoder=encoder).fit(unlabeled=POOL).pool_
+    pool = Classifier(FLAT, encoder=encoder).fit(unlabeled=POOL).model_.adaptation
     assert pool.self_training is None and pool.prior is not None and pool.propagation is not None
 
 
 def test_fit_on_unlabeled_then_rank_is_deterministic(hashing_encoder) -> None:
     first = Classifier(FLAT).fit(unlabeled=POOL)
-    assert first.pool_ is not None and first.pool_.self_training is not None
-    assert first.pool_.prior is not None and first.pool_.propagation is not None
+    pool = first.model_.adaptation
+    assert pool is not None and pool.self_training is not None
+    assert pool.prior is not None and pool.propagation is not None
     positions, scores = first.rank(DOCS, k=3)
     again_positions, again_scores = first.rank(DOCS, k=3)
     refit_positions, refit_scores = Classifier(FLAT).fit(unlabeled=POOL).rank(DOCS, k=3)
@@ -113,9 +116,11 @@ def test_documents_of_the_pool_reuse_its_posteriors_with_the_same_result(hashing
     classifier = Classifier(FLAT).fit(unlabeled=POOL)
     mixed = [POOL[0], DOCS[1], POOL[7], DOCS[3], POOL[0]]  # in the pool, not, and a repeat
     reused = classifier.rank(mixed, k=3)
-    in_pool = classifier.pool_.pool_rows(mixed)
+    pool = classifier.model_.adaptation
+    in_pool = pool.pool_rows(mixed)
     np.testing.assert_array_equal(in_pool >= 0, [True, False, True, False, True])
-    classifier.pool_.rows = None  # forget the pool's own posteriors: every document is ranked afresh
+    # forget the pool's own posteriors: every document is ranked afresh
+    classifier.model_ = replace(classifier.model_, adaptation=replace(pool, rows=None))
     fresh = classifier.rank(mixed, k=3)
     np.testing.assert_array_equal(reused[0], fresh[0])
     np.testing.assert_allclose(reused[1], fresh[1], rtol=1e-6)
@@ -123,9 +128,9 @@ def test_documents_of_the_pool_reuse_its_posteriors_with_the_same_result(hashing
 
 def test_update_forgets_the_pool_posteriors_it_made_stale(hashing_encoder) -> None:
     classifier = Classifier(FLAT).fit(DOCS, [["apple"], ["car"], ["piano"], ["python"]], unlabeled=POOL)
-    assert classifier.pool_.rows is not None
+    assert classifier.model_.adaptation.rows is not None
     classifier.update(["a yellow banana"], [["banana"]])
-    assert classifier.pool_.rows is None and classifier.pool_.posteriors is None
+    assert classifier.model_.adaptation.rows is None and classifier.model_.adaptation.posteriors is None
 
 
 @pytest.mark.parametrize("hierarchy", ["broad", "specific", "off"])

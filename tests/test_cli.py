@@ -359,7 +359,7 @@ def _default_encoder():
 ])
 def test_real_encoder_suggest_then_eval_on_tiny(tmp_path, capsys, monkeypatch, adapt):
     # the real encoder, loaded once for both cases: loading MiniLM costs seconds on a busy machine
-    monkeypatch.setattr("taxonomist.classifier.get_encoder", lambda spec, **_: _default_encoder())
+    monkeypatch.setattr("taxonomist.encoders.get_encoder", lambda spec, **_: _default_encoder())
     out = tmp_path / "suggestions.tsv"
     code, _, _ = run(capsys, "suggest", "--labels", TINY_LABELS, "--docs", TINY_DOCS, "-k", "3", "--out", out, *adapt)
     assert code == 0

@@ -45,11 +45,11 @@ def test_a_model_refuses_another_label_set(model, tmp_path, capsys):
 
 
 def test_a_damaged_model_is_refused(model, capsys):
-    arrays = next((model / "objects").glob("arrays.*"))
+    arrays = next((model / "objects").glob("scorer-prototypes.*")) / "arrays.npz"
     data = bytearray(arrays.read_bytes())
     data[-1] ^= 0xFF
     arrays.write_bytes(bytes(data))
-    fails(capsys, "suggest", "--model", model, "--docs", TINY_DOCS, where="arrays", what="corrupt")
+    fails(capsys, "suggest", "--model", model, "--docs", TINY_DOCS, where="scorer-prototypes", what="corrupt")
 
 
 def test_labels_add_makes_new_labels_suggestible(model, tmp_path, capsys):

@@ -8,7 +8,8 @@ import pytest
 from conftest import document_error as error_of
 from conftest import write
 
-from taxonomist.corpus import Document, batches, read_documents
+from taxonomist.corpus import Document, batches
+from taxonomist.readers import read_documents
 from taxonomist.errors import InputError
 from taxonomist.labels import Label, LabelSet
 

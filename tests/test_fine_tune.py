@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
 from conftest import HashingEncoder
 
 from taxonomist.classifier import Classifier
+from taxonomist.config import Config
 from taxonomist.encoders.fine_tune import TUNED_TAG, base_identity, fine_tune
 from taxonomist.encoders.transformer import TransformerEncoder
 from taxonomist.errors import InputError, ModelError
 from taxonomist.labels import Label, LabelSet
+from taxonomist.train import Trainer
 
 # Label names that say nothing about their documents: only the examples tell the encoder what they share.
 LABELS = LabelSet([Label("a", "alpha"), Label("b", "beta"), Label("c", "gamma")])
@@ -86,20 +90,24 @@ def test_held_out_folds_are_seen_through_an_encoder_tuned_without_them(minilm, m
         tunings.append(Tuned(texts))
         return tunings[-1]
 
-    fit_learners = Classifier._fit_learners
+    import taxonomist.train.cross_fit as cross_fit
 
-    def spy(self, texts, vectors, targets, **options):
-        if options.get("fold"):
-            folds.append(([t for t in tunings if np.allclose(vectors, t.encode(texts))], set(TEXTS) - set(texts)))
-        return fit_learners(self, texts, vectors, targets, **options)
+    fit_example_scorers = cross_fit.fit_example_scorers
+
+    def spy(config, data, names):
+        if data.fold:
+            texts = list(data.texts)
+            folds.append(([t for t in tunings if np.allclose(data.vectors, t.encode(texts))], set(TEXTS) - set(texts)))
+        return fit_example_scorers(config, data, names)
 
     monkeypatch.setattr("taxonomist.encoders.fine_tune.fine_tune", tune)
-    monkeypatch.setattr(Classifier, "_fit_learners", spy)
-    monkeypatch.setattr("taxonomist.classifier.MIN_HOLDOUT", 1)  # hold out folds even of 9 examples
-    classifier = Classifier(LABELS, encoder=minilm, context="").fit(TEXTS, IDS)
+    monkeypatch.setattr(cross_fit, "fit_example_scorers", spy)
+    config = Config.from_options(context="")
+    config = replace(config, train=replace(config.train, min_holdout=1))  # hold out folds even of 9 examples
+    model = Trainer(config).fit(LABELS, minilm, TEXTS, IDS)
     first, second, final = (t.seen for t in tunings)
     assert not first & second and first | second == final == set(TEXTS)  # the two halves, then everything
-    assert classifier.encoder_ is tunings[-1] and classifier.fusion_ is not None
+    assert model.encoder is tunings[-1] and model.fusion is not None
     assert len(folds) >= 2 and set().union(*(held for _, held in folds)) == set(TEXTS)
     for (encoder,), held in folds:  # each fold is seen through one encoder, tuned without it
         assert encoder.seen in (first, second) and not encoder.seen & held
@@ -113,10 +121,10 @@ def test_examples_without_labels_are_left_out_of_tuning(minilm):
 
 def test_a_tuned_model_carries_its_encoder_and_ranks_the_same_after_loading(minilm, tmp_path):
     classifier = Classifier(LABELS, encoder=minilm, context="", supervised=("prototypes",)).fit(TEXTS, IDS)
-    assert TUNED_TAG in classifier.encoder_.identity  # "auto": a handful of examples
+    assert TUNED_TAG in classifier.model_.encoder.identity  # "auto": a handful of examples
     classifier.save(tmp_path / "model")
     loaded = Classifier.load(tmp_path / "model")
-    assert loaded.encoder_.identity == classifier.encoder_.identity
+    assert loaded.model_.encoder.identity == classifier.model_.encoder.identity
     test = ["a bowl of tomato soup", "the goalkeeper and the referee"]
     (p1, s1), (p2, s2) = classifier.rank(test, 3), loaded.rank(test, 3)
     assert (p1 == p2).all() and np.allclose(s1, s2, atol=1e-5)
@@ -128,14 +136,15 @@ def test_a_tuned_model_carries_its_encoder_and_ranks_the_same_after_loading(mini
         Classifier.load(tmp_path / "model")
 
 
-def test_auto_leaves_many_examples_one_per_label_and_other_encoders_untuned(minilm, monkeypatch):
-    monkeypatch.setattr("taxonomist.classifier.FINE_TUNE_MAX_EXAMPLES", len(TEXTS) - 1)
-    many = Classifier(LABELS, encoder=minilm, context="", supervised=("prototypes",)).fit(TEXTS, IDS)
-    assert many.encoder_.identity == minilm.identity
+def test_auto_leaves_many_examples_one_per_label_and_other_encoders_untuned(minilm):
+    config = Config.from_options(context="", supervised=("prototypes",))
+    few_allowed = replace(config, train=replace(config.train, fine_tune_max_examples=len(TEXTS) - 1))
+    many = Trainer(few_allowed).fit(LABELS, minilm, TEXTS, IDS)
+    assert many.encoder.identity == minilm.identity
     one_each = Classifier(LABELS, encoder=minilm, context="", supervised=("prototypes",)).fit(TEXTS[::3], IDS[::3])
-    assert one_each.encoder_.identity == minilm.identity  # no pairs of examples to learn from
+    assert one_each.model_.encoder.identity == minilm.identity  # no pairs of examples to learn from
     hashed = Classifier(LABELS, encoder=HashingEncoder(), context="", supervised=("prototypes",)).fit(TEXTS, IDS)
-    assert hashed.encoder_.identity == HashingEncoder.identity
+    assert hashed.model_.encoder.identity == HashingEncoder.identity
 
 
 def test_fine_tune_settings_are_checked():

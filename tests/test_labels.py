@@ -5,7 +5,8 @@ from conftest import label_error as error_of
 from conftest import write
 
 from taxonomist.errors import InputError
-from taxonomist.labels import Label, LabelSet, read_labels
+from taxonomist.labels import Label, LabelSet
+from taxonomist.readers import read_labels
 
 DATA = Path(__file__).parent / "data"
 T = "http://example.org/t/"

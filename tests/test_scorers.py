@@ -13,13 +13,13 @@ from conftest import HashingEncoder
 
 from taxonomist.context import domain_words
 from taxonomist.labels import Label, LabelSet
-from taxonomist.scorers import Batch, gather
-from taxonomist.scorers.hierarchy import HierarchyScorer
+from taxonomist.adapt.hierarchy import Hierarchy
+from taxonomist.adapt.prior import LabelPrior
+from taxonomist.adapt.propagation import Propagation
+from taxonomist.adapt.self_training import FLOOR, SelfTraining
+from taxonomist.scorers import Batch, FitInput, gather
 from taxonomist.scorers.label_text import LabelTextScorer, label_variants
 from taxonomist.scorers.lexical import LexicalScorer
-from taxonomist.scorers.prior import PriorScorer
-from taxonomist.scorers.propagation import PropagationScorer
-from taxonomist.scorers.self_training import FLOOR, SelfTrainingScorer
 
 
 class RecordingEncoder(HashingEncoder):
@@ -35,6 +35,11 @@ class RecordingEncoder(HashingEncoder):
 
 def batch_of(encoder: HashingEncoder, texts: list[str]) -> Batch:
     return Batch(texts, encoder.encode(texts))
+
+
+def label_text(labels: LabelSet, encoder: HashingEncoder, views: tuple[str, ...] = ("description", "path", "aliases"),
+               contexts: tuple[str, ...] = ()) -> LabelTextScorer:
+    return LabelTextScorer(views).fit(FitInput(labels=labels, encoder=encoder, contexts=contexts))
 
 
 def test_gather_fills_padding() -> None:
@@ -54,7 +59,7 @@ def full_shortlist(best: np.ndarray, n_labels: int, high: float = 0.9, low: floa
 
 def test_prior_of_the_label_most_documents_prefer_ends_largest() -> None:
     best = np.array([0] * 90 + [1, 2, 3, 4] * 2 + [1, 2])  # label 0 wins 90 of 100 documents
-    prior = PriorScorer(iterations=3).fit(*full_shortlist(best, 5), n_labels=5)
+    prior = LabelPrior(iterations=3).fit(*full_shortlist(best, 5), n_labels=5)
     assert int(np.argmax(prior.log_prior_)) == 0
     assert prior.log_prior_[0] > prior.log_prior_[1:].max() + 1.0
     assert np.exp(prior.log_prior_.astype(np.float64)).sum() == pytest.approx(1.0, abs=1e-5)
@@ -62,7 +67,7 @@ def test_prior_of_the_label_most_documents_prefer_ends_largest() -> None:
 
 def test_dirichlet_pseudo_count_keeps_a_tiny_pool_near_uniform() -> None:
     def spread(n_docs: int) -> float:
-        prior = PriorScorer().fit(*full_shortlist(np.zeros(n_docs, dtype=int), 10), n_labels=10)
+        prior = LabelPrior().fit(*full_shortlist(np.zeros(n_docs, dtype=int), 10), n_labels=10)
         return float(np.exp(prior.log_prior_.max() - prior.log_prior_.min()))
 
     assert spread(3) < 5  # (3 + 1) / (0 + 1) at most
@@ -72,17 +77,17 @@ def test_dirichlet_pseudo_count_keeps_a_tiny_pool_near_uniform() -> None:
 def test_prior_ignores_padding_and_scores_it_minus_inf() -> None:
     candidates = np.array([[0, 1, -1], [0, -1, -1]])
     sims = np.array([[0.9, 0.1, -np.inf], [0.8, -np.inf, -np.inf]], dtype=np.float32)
-    prior = PriorScorer().fit(candidates, sims, n_labels=3)
+    prior = LabelPrior().fit(candidates, sims, n_labels=3)
     assert prior.log_prior_[0] > prior.log_prior_[1] > prior.log_prior_[2]
-    out = prior.score(Batch(["a", "b"], np.zeros((2, 4), np.float32)), candidates)
+    out = prior.logits(candidates)
     assert np.isneginf(out[0, 2]) and np.isneginf(out[1, 1:]).all()
 
 
 @pytest.mark.parametrize("settings", [dict(iterations=0), dict(strength=0.0)])
 def test_prior_with_no_iterations_or_no_strength_is_neutral(settings: dict) -> None:
     candidates, sims = full_shortlist(np.zeros(50, dtype=int), 6)
-    prior = PriorScorer(**settings).fit(candidates, sims, n_labels=6)
-    out = prior.score(Batch(["x"], np.zeros((1, 4), np.float32)), np.array([[5, 0, 3, 1]]))
+    prior = LabelPrior(**settings).fit(candidates, sims, n_labels=6)
+    out = prior.logits(np.array([[5, 0, 3, 1]]))
     assert np.ptp(out) == pytest.approx(0.0, abs=1e-6)  # same for every label: the ranking is untouched
 
 
@@ -111,7 +116,7 @@ def row_set(row: np.ndarray) -> list[int]:
 
 
 def test_expand_adds_parents_and_grandparents_once(tree: LabelSet) -> None:
-    scorer = HierarchyScorer().fit(tree)
+    scorer = Hierarchy().fit(tree)
     out = scorer.expand(np.array([[DOG, CAT, -1], [OAK, -1, -1], [-1, -1, -1]]))
     valid = [row[row >= 0] for row in out]
     assert all(len(v) == len(set(v.tolist())) for v in valid), "no label twice in a row"
@@ -121,22 +126,22 @@ def test_expand_adds_parents_and_grandparents_once(tree: LabelSet) -> None:
 
 
 def test_expand_respects_levels_and_top(tree: LabelSet) -> None:
-    one_level = HierarchyScorer(expand_levels=1).fit(tree)
+    one_level = Hierarchy(expand_levels=1).fit(tree)
     assert row_set(one_level.expand(np.array([[DOG]]))[0]) == sorted([DOG, MAMMAL, PET])
-    top_one = HierarchyScorer(expand_top=1).fit(tree)
+    top_one = Hierarchy(expand_top=1).fit(tree)
     assert row_set(top_one.expand(np.array([[DOG, OAK]]))[0]) == sorted([DOG, OAK, MAMMAL, PET, ANIMAL])
 
 
 def test_expand_on_a_flat_label_set_changes_nothing() -> None:
     flat = LabelSet([Label("a", "a"), Label("b", "b")])
     candidates = np.array([[1, 0], [0, -1]])
-    np.testing.assert_array_equal(HierarchyScorer().fit(flat).expand(candidates), candidates)
+    np.testing.assert_array_equal(Hierarchy().fit(flat).expand(candidates), candidates)
 
 
 def test_score_discount_one_lifts_parent_to_its_best_child(tree: LabelSet) -> None:
     candidates = np.array([[DOG, CAT, MAMMAL, PET, ANIMAL, -1]])
     sims = np.array([[0.8, 0.3, 0.2, 0.1, 0.05, -np.inf]], dtype=np.float32)
-    out = HierarchyScorer(discount=1.0).fit(tree).score(candidates, sims)
+    out = Hierarchy(discount=1.0).fit(tree).lift(candidates, sims)
     assert out[0, 2] >= out[0, 0] and out[0, 2] == pytest.approx(0.8)  # mammal
     assert out[0, 3] == pytest.approx(0.8)  # pet: a child with two parents lifts both
     assert out[0, 4] == pytest.approx(0.2)  # levels=1: animal sees mammal's own score only
@@ -148,7 +153,7 @@ def test_score_discount_one_lifts_parent_to_its_best_child(tree: LabelSet) -> No
 def test_score_discount_keeps_parent_right_below_its_child(tree: LabelSet) -> None:
     candidates = np.array([[DOG, CAT, MAMMAL, PET, OAK]])
     sims = np.array([[0.8, 0.3, 0.2, 0.1, 0.5]], dtype=np.float32)
-    out = HierarchyScorer(discount=0.9).fit(tree).score(candidates, sims)
+    out = Hierarchy(discount=0.9).fit(tree).lift(candidates, sims)
     assert out[0, 2] == pytest.approx(0.72) and out[0, 3] == pytest.approx(0.72)
     assert out[0, 1] < out[0, 2] < out[0, 0]
 
@@ -156,21 +161,21 @@ def test_score_discount_keeps_parent_right_below_its_child(tree: LabelSet) -> No
 def test_score_more_levels_reach_the_grandparent(tree: LabelSet) -> None:
     candidates = np.array([[DOG, MAMMAL, ANIMAL]])
     sims = np.array([[0.8, 0.2, 0.05]], dtype=np.float32)
-    out = HierarchyScorer(discount=0.9, levels=2).fit(tree).score(candidates, sims)
+    out = Hierarchy(discount=0.9, levels=2).fit(tree).lift(candidates, sims)
     np.testing.assert_allclose(out[0], [0.8, 0.72, 0.648], rtol=1e-6)
 
 
 def test_score_parent_own_score_kept_when_higher(tree: LabelSet) -> None:
     candidates = np.array([[DOG, MAMMAL], [MAMMAL, CAT]])  # rows are independent
     sims = np.array([[0.3, 0.6], [0.1, 0.9]], dtype=np.float32)
-    out = HierarchyScorer(discount=1.0).fit(tree).score(candidates, sims)
+    out = Hierarchy(discount=1.0).fit(tree).lift(candidates, sims)
     np.testing.assert_allclose(out, [[0.3, 0.6], [0.9, 0.9]], rtol=1e-6)
 
 
 def test_score_discount_keeps_parent_below_child_with_negative_similarities(tree: LabelSet) -> None:
     candidates = np.array([[DOG, MAMMAL]])
     sims = np.array([[-0.5, -0.9]], dtype=np.float32)
-    out = HierarchyScorer(discount=0.9).fit(tree).score(candidates, sims)
+    out = Hierarchy(discount=0.9).fit(tree).lift(candidates, sims)
     assert out[0, 1] < out[0, 0]
 
 
@@ -178,7 +183,7 @@ def test_score_discount_keeps_parent_below_child_with_negative_similarities(tree
 def test_neighbours_exclude_the_document_itself() -> None:
     vectors = np.eye(4, dtype=np.float32)
     vectors[1] = [0.8, 0.6, 0, 0]
-    scorer = PropagationScorer(neighbours=1).fit(vectors, sp.identity(4, format="csr"))
+    scorer = Propagation(neighbours=1).fit(vectors, sp.identity(4, format="csr"))
     weights = scorer.neighbour_weights(vectors).toarray()
     np.testing.assert_array_equal(np.diag(weights), 0)
     np.testing.assert_allclose(weights.sum(axis=1), 1)
@@ -196,9 +201,9 @@ def test_document_moves_toward_its_neighbours_label() -> None:
     query = np.array([[1, 0, 0, 0]], np.float32)
     own = sp.csr_matrix(np.array([[0.9, 0.1]], np.float32))
 
-    moved = PropagationScorer(neighbours=3, alpha=0.5).fit(pool, posteriors).smooth(query, own).toarray()
+    moved = Propagation(neighbours=3, alpha=0.5).fit(pool, posteriors).smooth(query, own).toarray()
     np.testing.assert_allclose(moved, [[0.45, 0.55]], rtol=1e-5)
-    still = PropagationScorer(neighbours=3, alpha=0.0).fit(pool, posteriors).smooth(query, own).toarray()
+    still = Propagation(neighbours=3, alpha=0.0).fit(pool, posteriors).smooth(query, own).toarray()
     np.testing.assert_allclose(still, own.toarray())
 
 
@@ -207,10 +212,8 @@ def test_self_training_learns_two_clusters_and_floors_unseen_labels() -> None:
     rng = np.random.default_rng(0)
     a = np.array([1, 0, 0], np.float32) + 0.1 * rng.normal(size=(20, 3)).astype(np.float32)
     b = np.array([0, 1, 0], np.float32) + 0.1 * rng.normal(size=(20, 3)).astype(np.float32)
-    pool = Batch(["x"] * 40, np.vstack([a, b]))
-    scorer = SelfTrainingScorer().fit(pool, np.array([2] * 20 + [4] * 20), n_labels=6)
-    batch = Batch(["a", "b"], np.array([[1, 0, 0], [0, 1, 0]], np.float32))
-    out = scorer.score(batch, np.array([[2, 4, 0], [2, 4, 5]]))
+    scorer = SelfTraining().fit(np.vstack([a, b]), np.array([2] * 20 + [4] * 20), n_labels=6)
+    out = scorer.log_proba(np.array([[1, 0, 0], [0, 1, 0]], np.float32), np.array([[2, 4, 0], [2, 4, 5]]))
     assert out[0, 0] > out[0, 1] and out[1, 1] > out[1, 0]
     assert out[0, 2] == pytest.approx(np.log(FLOOR)) and out[1, 2] == pytest.approx(np.log(FLOOR))
     assert np.all(out <= 0)
@@ -218,8 +221,8 @@ def test_self_training_learns_two_clusters_and_floors_unseen_labels() -> None:
 
 def test_self_training_scores_padding_minus_inf() -> None:
     vectors = np.array([[1, 0], [0.9, 0.1], [0, 1], [0.1, 0.9]], np.float32)
-    scorer = SelfTrainingScorer().fit(Batch(["x"] * 4, vectors), np.array([0, 0, 1, 1]), n_labels=2)
-    out = scorer.score(Batch(["a"], vectors[:1]), np.array([[0, -1]]))
+    scorer = SelfTraining().fit(vectors, np.array([0, 0, 1, 1]), n_labels=2)
+    out = scorer.log_proba(vectors[:1], np.array([[0, -1]]))
     assert np.isneginf(out[0, 1])
 
 
@@ -229,7 +232,7 @@ FLAT = LabelSet([Label("a", "apple"), Label("b", "banana"), Label("c", "cherry")
 
 def test_flat_names_give_one_view_of_the_names() -> None:
     encoder = RecordingEncoder()
-    scorer = LabelTextScorer().fit(FLAT, encoder)
+    scorer = label_text(FLAT, encoder)
     assert scorer.views_ == ("description",)
     assert encoder.texts == ["apple", "banana", "cherry"]
     assert scorer.view_vectors_.shape == (1, 3, encoder.dim)
@@ -237,7 +240,7 @@ def test_flat_names_give_one_view_of_the_names() -> None:
 
 def test_requested_views_that_do_not_exist_fall_back_to_the_name() -> None:
     encoder = RecordingEncoder()
-    scorer = LabelTextScorer(views=("path", "aliases")).fit(FLAT, encoder)
+    scorer = label_text(FLAT, encoder, ("path", "aliases"))
     assert scorer.views_ == ("name",)
     assert encoder.texts == ["apple", "banana", "cherry"]
 
@@ -250,7 +253,7 @@ def test_descriptions_aliases_and_paths_become_views() -> None:
         ]
     )
     encoder = RecordingEncoder()
-    scorer = LabelTextScorer(views=("name", "description", "path", "aliases")).fit(labels, encoder)
+    scorer = label_text(labels, encoder, ("name", "description", "path", "aliases"))
     assert scorer.views_ == ("name", "description", "path", "aliases")
     assert encoder.texts == [
         "fruit", "apple",
@@ -264,7 +267,7 @@ def test_descriptions_aliases_and_paths_become_views() -> None:
 def test_contexts_apply_only_to_labels_without_a_description() -> None:
     labels = LabelSet([Label("a", "apple", description="a red fruit"), Label("b", "bank")])
     encoder = RecordingEncoder()
-    scorer = LabelTextScorer(contexts=("finance", "rivers")).fit(labels, encoder)
+    scorer = label_text(labels, encoder, contexts=("finance", "rivers"))
     assert encoder.texts == ["apple: a red fruit", "finance: bank", "rivers: bank"]
     assert label_variants(labels, labels.text_views()["description"], ("finance", "rivers")) == [
         ["apple: a red fruit"], ["finance: bank", "rivers: bank"]]
@@ -275,7 +278,7 @@ def test_contexts_apply_only_to_labels_without_a_description() -> None:
 def test_score_is_the_mean_cosine_over_views_and_minus_inf_at_padding() -> None:
     labels = LabelSet([Label("a", "apple", description="red fruit"), Label("b", "car", description="a vehicle")])
     encoder = HashingEncoder()
-    scorer = LabelTextScorer(views=("name", "description")).fit(labels, encoder)
+    scorer = label_text(labels, encoder, ("name", "description"))
     batch = batch_of(encoder, ["a red apple fruit", "fast car"])
     out = scorer.score(batch, np.array([[1, 0, -1], [0, 1, -1]]))
     names = encoder.encode(["apple", "car"])
@@ -289,11 +292,13 @@ def test_score_is_the_mean_cosine_over_views_and_minus_inf_at_padding() -> None:
 
 def test_add_labels_makes_a_new_label_rank_first_for_its_own_text() -> None:
     encoder = RecordingEncoder()
-    scorer = LabelTextScorer().fit(FLAT, encoder)
+    scorer = label_text(FLAT, encoder)
     grown = LabelSet([*FLAT.labels, Label("z", "zebra", description="striped horse")])
     encoder.texts.clear()
-    scorer.add_labels(grown, encoder)
+    before = scorer
+    scorer = scorer.add_labels(FitInput(labels=grown, encoder=encoder), len(FLAT))
     assert encoder.texts == ["zebra: striped horse"]  # only the new label is embedded
+    assert before.view_vectors_.shape[1] == len(before.index_) == 3  # the scorer it grew from is unchanged
     assert scorer.view_vectors_.shape[1] == len(scorer.index_) == 4
     batch = batch_of(encoder, ["zebra: striped horse"])
     positions, scores = scorer.shortlist(batch, 4)
@@ -354,7 +359,7 @@ def _lexical_labels() -> LabelSet:
 
 
 def test_lexical_finds_names_plurals_synonyms_and_aliases() -> None:
-    scorer = LexicalScorer().fit(_lexical_labels())
+    scorer = LexicalScorer().fit(FitInput(labels=_lexical_labels()))
     mentions = scorer.mentions(["Compilers for an Operating System", "someone on the lan", "nothing here"]).toarray()
     assert mentions[0, 0] > 0 and mentions[0, 1] > 0 and mentions[0, 2:].sum() == 0
     assert mentions[1, 2] > 0 and mentions[1, 3] > 0  # one synonym of a listed name; an alias
@@ -362,7 +367,7 @@ def test_lexical_finds_names_plurals_synonyms_and_aliases() -> None:
 
 
 def test_lexical_counts_an_early_mention_more_and_pads_with_minus_inf() -> None:
-    scorer = LexicalScorer().fit(_lexical_labels())
+    scorer = LexicalScorer().fit(FitInput(labels=_lexical_labels()))
     early, late = "compiler " + "word " * 60, "word " * 60 + "compiler"
     scores = scorer.score(Batch([early, late], np.zeros((2, 2), np.float32)), np.array([[0, 1, -1], [0, 1, -1]]))
     assert scores[0, 0] > scores[1, 0] > 0 and scores[0, 1] == 0 == scores[1, 1]
@@ -371,7 +376,7 @@ def test_lexical_counts_an_early_mention_more_and_pads_with_minus_inf() -> None:
 
 def test_lexical_indexes_labels_added_later() -> None:
     labels = _lexical_labels()
-    scorer = LexicalScorer().fit(labels)
+    scorer = LexicalScorer().fit(FitInput(labels=labels))
     grown = LabelSet([*labels, Label("db", "database")])
-    scorer.add_labels(grown)
+    scorer = scorer.add_labels(FitInput(labels=grown), len(labels))
     assert scorer.mentions(["a database"]).toarray()[0, 4] > 0

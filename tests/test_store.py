@@ -174,8 +174,9 @@ def test_load_refuses_a_damaged_or_foreign_manifest(saved):
     edit_manifest(model, lambda m: m.update(format=0, taxonomist_version="0.0.1"))
     older = error(model)
     assert "taxonomist 0.0.1" in older.what and "retrain" in older.fix and "upgrade" not in older.fix
-    edit_manifest(model, lambda m: m.update(format=1))  # format 1 is still read
-    load_model(model)
+    edit_manifest(model, lambda m: m.update(format=3, taxonomist_version="0.1.0"))  # parts by class and attribute
+    earlier = error(model)
+    assert "format 3 was written by taxonomist 0.1.0" in earlier.what and "retrain" in earlier.fix
 
     (model / "manifest.json").write_text(original)
     edit_manifest(model, lambda m: m["entries"]["config.json"].update(object="../../etc/passwd"))

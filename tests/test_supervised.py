@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -12,10 +14,11 @@ from taxonomist.errors import InputError, ModelError
 from taxonomist.fusion import BOOSTED_MIN_DOCS, BOOSTED_TOP, BoostedFusion, Fusion, fit_fusion, top1_hits
 from taxonomist.index import GraphIndex, LabelIndex
 from taxonomist.labels import Label, LabelSet
-from taxonomist.scorers import Batch
+from taxonomist.scorers import Batch, FitInput
 from taxonomist.scorers.linear import LinearScorer
 from taxonomist.scorers.neighbours import NeighbourScorer
 from taxonomist.scorers.prototype import PrototypeScorer
+from taxonomist.scoring import Scoring
 
 DENSE = ("prototypes", "linear", "neighbours")
 # Label names that say nothing about the documents: only examples can teach what each label means.
@@ -40,7 +43,7 @@ def test_examples_teach_labels_whose_names_say_nothing():
     zero_shot = Classifier(LABELS, encoder=HashingEncoder(), context="").fit()
     assert top1(zero_shot) != ["a", "b", "c"]
     classifier = fitted(supervised=DENSE)
-    assert classifier.fusion_ is not None  # 108 examples: enough held out to learn the weights
+    assert classifier.model_.fusion is not None  # 108 examples: enough held out to learn the weights
     assert top1(classifier) == ["a", "b", "c"]
     scores = [row[0].score for row in classifier.suggest(TEST, k=1)]
     assert all(0 < s <= 1 for s in scores)
@@ -49,15 +52,20 @@ def test_examples_teach_labels_whose_names_say_nothing():
 def test_a_label_without_examples_can_still_be_suggested():
     labels = LabelSet([*LABELS.labels[:3], Label("d", "comet galaxy telescope")])
     classifier = Classifier(labels, encoder=HashingEncoder(), context="", supervised=DENSE).fit(TEXTS, IDS)
-    assert classifier.learners_.counts[3] == 0
+    assert classifier.model_.counts[3] == 0
     assert top1(classifier, ["comet and galaxy seen in a telescope"]) == ["d"]
+
+
+def examples_of(text_vectors, vectors, targets) -> FitInput:
+    """What a supervised scorer learns from: label text vectors, example vectors and their labels."""
+    return FitInput(label_vectors=text_vectors, vectors=vectors, targets=sp.csr_matrix(targets))
 
 
 def test_prototypes_move_from_text_to_examples_with_their_count():
     text = np.eye(2, dtype=np.float32)
     examples = np.array([[0, 1]] * 8, dtype=np.float32)
-    one = PrototypeScorer(shrinkage=4).fit(text, examples[:1], sp.csr_matrix(np.array([[1, 0]], np.float32)))
-    many = PrototypeScorer(shrinkage=4).fit(text, examples, sp.csr_matrix(np.array([[1, 0]] * 8, np.float32)))
+    one = PrototypeScorer(shrinkage=4).fit(examples_of(text, examples[:1], np.array([[1, 0]], np.float32)))
+    many = PrototypeScorer(shrinkage=4).fit(examples_of(text, examples, np.array([[1, 0]] * 8, np.float32)))
     toward = lambda s: s.index_.vectors[0] @ np.array([0, 1])
     assert 0 < toward(one) < toward(many) < 1
     assert np.allclose(many.index_.vectors[1], [0, 1])  # no examples: its text alone
@@ -70,8 +78,8 @@ def test_linear_head_keeps_the_text_direction_for_labels_without_examples_and_up
     dense = (rng.random((40, 3)) < 0.3).astype(np.float32)
     dense[:, 2] = 0
     y = sp.csr_matrix(dense)
-    whole = LinearScorer(alpha=1.0).fit(text, x, y)
-    parts = LinearScorer(alpha=1.0).fit(text, x[:25], y[:25]).update(x[25:], y[25:])
+    whole = LinearScorer(alpha=1.0).fit(examples_of(text, x, y))
+    parts = LinearScorer(alpha=1.0).fit(examples_of(text, x[:25], y[:25])).update(examples_of(text, x[25:], y[25:]))
     assert np.allclose(whole.coef_, parts.coef_, atol=1e-4)
     # Label 2 has no examples: its head is the ridge solution towards its text vector.
     expected = np.linalg.solve(x.T @ x + np.eye(8), text[2])
@@ -82,24 +90,33 @@ def test_neighbours_vote_with_similarity_and_mark_padding():
     x = np.array([[1, 0], [0.9, 0.1], [0, 1]], dtype=np.float32)
     x /= np.linalg.norm(x, axis=1, keepdims=True)
     y = sp.csr_matrix(np.array([[1, 0], [1, 0], [0, 1]], dtype=np.float32))
-    scorer = NeighbourScorer(neighbours=2).fit(x, y)
+    scorer = NeighbourScorer(neighbours=2).fit(examples_of(None, x, y))
     scores = scorer.score(Batch(["q"], np.array([[1, 0]], np.float32)), np.array([[0, 1, -1]]))
     # Mean over the 2 neighbours of similarity × has-label: both nearest examples carry label 0.
     assert scores[0, 0] == pytest.approx((1 + x[1, 0]) / 2) and scores[0, 1] == 0.0 and scores[0, 2] == -np.inf
 
 
+def neighbours_of(classifier: Classifier) -> NeighbourScorer:
+    return classifier.model_.scoring.scorers["neighbours"]
+
+
 def test_neighbours_of_many_examples_come_from_a_graph_that_grows_and_survives_saving(tmp_path):
     x = HashingEncoder().encode(TEXTS)
-    assert isinstance(NeighbourScorer(graph_from=None).fit(x, sp.identity(len(x), format="csr")).index_, LabelIndex)
+    identity = sp.identity(len(x), format="csr")
+    assert isinstance(NeighbourScorer(graph_from=None).fit(examples_of(None, x, identity)).index_, LabelIndex)
     classifier = fitted(supervised=DENSE)
-    classifier.learners_.neighbours = NeighbourScorer(graph_from=100).fit(x, classifier._targets(IDS))
-    assert isinstance(classifier.learners_.neighbours.index_, GraphIndex)
+    model = classifier.model_
+    graph = NeighbourScorer(graph_from=100).fit(examples_of(None, x, LABELS.matrix(IDS)))
+    scorers = {**model.scoring.scorers, "neighbours": graph}
+    classifier.model_ = replace(model, scoring=replace(model.scoring, scorers=scorers))
+    assert isinstance(neighbours_of(classifier).index_, GraphIndex)
     assert top1(classifier) == ["a", "b", "c"]
     classifier.update([f"comet galaxy telescope {w}" for w in FILLER], [["d"]] * len(FILLER))
-    assert len(classifier.learners_.neighbours.index_) == len(TEXTS) + len(FILLER)
+    assert len(neighbours_of(classifier).index_) == len(TEXTS) + len(FILLER)
+    assert len(graph.index_) == len(TEXTS)  # the model before the update is unchanged
     classifier.save(tmp_path / "model")
     loaded = Classifier.load(tmp_path / "model", encoder=HashingEncoder())
-    assert isinstance(loaded.learners_.neighbours.index_, GraphIndex)
+    assert isinstance(neighbours_of(loaded).index_, GraphIndex)
     (p1, s1), (p2, s2) = classifier.rank(TEST, 4), loaded.rank(TEST, 4)
     assert (p1 == p2).all() and np.allclose(s1, s2)
 
@@ -176,15 +193,16 @@ def test_fit_fusion_chooses_trees_on_evidence_and_only_from_enough_documents():
 
 def test_a_model_with_boosted_fusion_ranks_the_same_after_loading(tmp_path):
     classifier = fitted(supervised=DENSE)
-    batch = classifier._batch(TEXTS)
-    candidates, scores = classifier._supervised_scores(batch, classifier.learners_, classifier._batch_adaptation(batch))
+    model = classifier.model_
+    batch = model._batch(TEXTS)
+    candidates, scores = model.scoring.fusion_inputs(batch, model._adaptation(batch))
     truth = np.array([[candidate >= 0 and classifier.labels.ids[candidate] in ids for candidate in row]
                       for row, ids in zip(candidates, IDS)])
-    classifier.fusion_ = BoostedFusion(rounds=20).fit(scores, classifier.learners_.counts[np.maximum(candidates, 0)],
-                                                      truth)
+    fusion = BoostedFusion(rounds=20).fit(scores, model.counts[np.maximum(candidates, 0)], truth)
+    classifier.model_ = replace(model, fusion=fusion)
     classifier.save(tmp_path / "model")
     loaded = Classifier.load(tmp_path / "model", encoder=HashingEncoder())
-    assert isinstance(loaded.fusion_, BoostedFusion)
+    assert isinstance(loaded.model_.fusion, BoostedFusion)
     (p1, s1), (p2, s2) = classifier.rank(TEST, 3), loaded.rank(TEST, 3)
     assert (p1 == p2).all() and np.allclose(s1, s2)
     assert top1(loaded) == ["a", "b", "c"]
@@ -224,7 +242,7 @@ def test_load_refuses_another_label_set_or_encoder(tmp_path):
 
 def test_load_refuses_a_damaged_model(tmp_path):
     fitted(supervised=DENSE).save(tmp_path / "model")
-    arrays = next((tmp_path / "model" / "objects").glob("arrays.*"))
+    arrays = next((tmp_path / "model" / "objects").glob("scorer-prototypes.*")) / "arrays.npz"
     arrays.write_bytes(arrays.read_bytes()[:-10])
     with pytest.raises(ModelError, match="truncated"):
         Classifier.load(tmp_path / "model", encoder=HashingEncoder())
@@ -241,27 +259,28 @@ def test_new_labels_are_suggestible_at_once_and_survive_saving(tmp_path):
 
 def test_update_folds_in_new_examples_and_reports_them():
     classifier = fitted(supervised=DENSE)
-    before = classifier.learners_.counts.copy()
+    before = classifier.model_.counts.copy()
     query = ["a comet through the telescope"]
     score_of_d = lambda: {s.label_id: s.score for s in classifier.suggest(query, k=4)[0]}["d"]
     old = score_of_d()
     report = classifier.update([f"comet galaxy telescope {w}" for w in FILLER], [["d"]] * len(FILLER))
     assert report == {"documents": 12, "labels": 1, "new_to_examples": 1}
-    assert classifier.learners_.counts[3] == before[3] + 12
-    assert classifier.learners_.documents == len(TEXTS) + 12
+    assert classifier.model_.counts[3] == before[3] + 12
+    assert classifier.model_.documents == len(TEXTS) + 12
     assert score_of_d() > old
     assert top1(classifier, query) == ["d"]
 
 
 def test_few_examples_fall_back_to_prototypes_alone():
     classifier = Classifier(LABELS, encoder=HashingEncoder(), context="", supervised=DENSE).fit(TEXTS[:3], IDS[:3])
-    assert classifier.fusion_ is None and classifier.learners_.linear is None
-    assert classifier.learners_.prototypes is not None
+    scorers = classifier.model_.scoring.scorers
+    assert classifier.model_.fusion is None and "linear" not in scorers
+    assert "prototypes" in scorers
 
 
 def test_all_four_scorers_fuse_and_the_sparse_model_survives_saving(tmp_path):
     classifier = fitted()  # the default: prototypes, linear, neighbours and the sparse XMC model
-    assert classifier.learners_.sparse is not None and "sparse" in classifier.fusion_.scorers_
+    assert "sparse" in classifier.model_.scoring.scorers and "sparse" in classifier.model_.fusion.scorers_
     assert top1(classifier) == ["a", "b", "c"]
     classifier.save(tmp_path / "model")
     loaded = Classifier.load(tmp_path / "model", encoder=HashingEncoder())
@@ -270,11 +289,11 @@ def test_all_four_scorers_fuse_and_the_sparse_model_survives_saving(tmp_path):
 
 
 def test_examples_whose_labels_never_reach_the_candidates_leave_prototypes_alone(monkeypatch):
-    import taxonomist.classifier as classifier_module
+    import taxonomist.record as record_module
 
-    monkeypatch.setattr(classifier_module, "csr_lookup", lambda matrix, candidates: 0.0 * candidates)
+    monkeypatch.setattr(record_module, "csr_lookup", lambda matrix, candidates: 0.0 * candidates)
     classifier = fitted(supervised=DENSE)  # every held-out pair looks wrong: nothing to learn weights from
-    assert classifier.fusion_ is None and classifier.learners_.linear is not None
+    assert classifier.model_.fusion is None and "linear" in classifier.model_.scoring.scorers
 
 
 def test_held_out_scores_adapt_as_ranking_will_even_when_the_batch_does_not(monkeypatch):
@@ -282,13 +301,14 @@ def test_held_out_scores_adapt_as_ranking_will_even_when_the_batch_does_not(monk
     held-out scores adapted the same way — to as many texts as the model will adapt to — and not from an
     earlier fit's pool."""
     pools = []
-    real = Classifier._adapt
+    real = Scoring.adapt
 
-    def recording(self, pool, shortlist=None, learners=None):
-        pools.append((len(pool.texts), learners is not None))
-        return real(self, pool, shortlist, learners)
+    def recording(self, pool):
+        in_fold = self.counts is not None and self.counts.sum() < len(TEXTS)  # a held-out fold's scorers
+        pools.append((len(pool.texts), in_fold))
+        return real(self, pool)
 
-    monkeypatch.setattr(Classifier, "_adapt", recording)
+    monkeypatch.setattr(Scoring, "adapt", recording)
     classifier = Classifier(LABELS, encoder=HashingEncoder(), context="", supervised=DENSE, adapt=False)
     classifier.fit(TEXTS, IDS, unlabeled=TEST)  # pool_ from the first fit must not serve the second
     first = [n for n, with_learners in pools if with_learners]

@@ -1,3 +1,3 @@
 """taxonomist: put text into a label set, from zero labeled examples up."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

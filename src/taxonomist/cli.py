@@ -119,7 +119,7 @@ def _model_options(p: argparse.ArgumentParser, training: bool = False) -> None:
 
 # ---------------------------------------------------------------------------- commands
 def run_labels_check(args: argparse.Namespace) -> int:
-    from .labels import read_labels
+    from .readers import read_labels
 
     labels = read_labels(args.labels, language=args.language)
     depth = max((len(labels.path(i)) for i in range(len(labels))), default=0)
@@ -142,8 +142,8 @@ def run_suggest(args: argparse.Namespace) -> int:
         return _suggest_annif_files(args)
     n = written = 0
     with atomic_output(args.out) as handle:  # opened first: a bad --out fails before minutes of encoding
-        labels, docs, classifier = _prepare(args)
-        for chunk, positions, scores in _ranked_batches(classifier, docs, args):
+        labels, docs, project = _prepare(args)
+        for chunk, positions, scores in _ranked_batches(project, docs, args):
             hits = [_hits(labels, row_p, row_s) for row_p, row_s in zip(positions, scores)]
             if fmt == ANNIF:
                 for doc, doc_hits in zip(chunk, hits):
@@ -182,9 +182,9 @@ def _suggest_annif_files(args: argparse.Namespace) -> int:
             raise InputError(f"{len(existing):,} of the {len(targets):,} {ANNIF_SUFFIX} files to write exist already",
                              where=str(existing[0]), fix="pass --force to overwrite them (as annif index --force), "
                              "or remove them")
-    labels, docs, classifier = _prepare(args)
+    labels, docs, project = _prepare(args)
     n = 0
-    for chunk, positions, scores in _ranked_batches(classifier, docs, args):
+    for chunk, positions, scores in _ranked_batches(project, docs, args):
         for doc, row_p, row_s in zip(chunk, positions, scores):
             with atomic_output(str(folder / (doc.id + ANNIF_SUFFIX))) as handle:
                 write_annif_hits(_hits(labels, row_p, row_s), handle)
@@ -212,35 +212,30 @@ def run_eval(args: argparse.Namespace) -> int:
 
 def _evaluate(args: argparse.Namespace, per_label: TextIO | None) -> None:
     import numpy as np
-    import scipy.sparse as sp
 
     from . import annif_metrics
     from .evaluate import evaluate
 
-    labels, docs, classifier = _prepare(args, need_gold=True)
-    ranked, scores, rows, cols, annotated = [], [], [], [], []
-    n = 0
-    for chunk, positions, chunk_scores in _ranked_batches(classifier, docs, args, max(args.k, args.annif_limit)):
+    labels, docs, project = _prepare(args, need_gold=True)
+    ranked, scores, gold_ids, annotated = [], [], [], []
+    for chunk, positions, chunk_scores in _ranked_batches(project, docs, args, max(args.k, args.annif_limit)):
         ranked.append(positions)
         scores.append(chunk_scores)
-        for i, doc in enumerate(chunk):
-            annotated.append(doc.labels is not None)
-            for label_id in doc.labels or ():
-                rows.append(n + i)
-                cols.append(labels.index_of(label_id))
-        n += len(chunk)
+        gold_ids += [doc.labels or () for doc in chunk]
+        annotated += [doc.labels is not None for doc in chunk]
+    n = len(gold_ids)
     _report_stream(docs, args, n)
     if n == 0:
         raise InputError("no documents to evaluate", where=args.docs, fix="give documents with gold labels")
-    if not rows:
+    gold = labels.matrix(gold_ids)
+    if not gold.nnz:
         raise InputError(f"none of the {n:,} documents has gold labels from the label set", where=args.docs,
                          fix="give each document a 'labels' field (JSONL) or column (CSV, TSV) of label ids")
-    gold = sp.csr_matrix((np.ones(len(rows), np.float32), (rows, cols)), shape=(n, len(labels)))
     ranked, scores = np.vstack(ranked), np.vstack(scores)
-    learners = classifier.learners_  # a trained model's label frequencies set propensities and bands
-    trained = learners.counts is not None and learners.documents > 0
+    model = project.model  # a trained model's label frequencies set propensities and bands
+    trained = model.counts is not None and model.documents > 0
     result = evaluate(ranked[:, : args.k], scores[:, : args.k], gold, threshold=args.threshold, ks=_ks(args.k),
-                      train_counts=learners.counts if trained else None, n_train=learners.documents if trained else None)
+                      train_counts=model.counts if trained else None, n_train=model.documents if trained else None)
     # Annif evaluates the documents that come with subjects, even when none of them is in the vocabulary
     mask = np.array(annotated)
     pred = annif_metrics.predictions(ranked[mask], scores[mask], len(labels), limit=args.annif_limit,
@@ -260,9 +255,8 @@ def _evaluate(args: argparse.Namespace, per_label: TextIO | None) -> None:
         from .report import write_report
 
         settings = {"labels": args.labels or args.model, "model": args.model or "none (zero-shot)", "docs": args.docs,
-                    "encoder": classifier.encoder if isinstance(classifier.encoder, str) else "custom", "documents": n,
-                    "adapt": not args.no_adapt, "hierarchy": args.hierarchy,
-                    "context": ", ".join(classifier.contexts_) or "none"}
+                    "encoder": model.encoder_spec or "custom", "documents": n, "adapt": not args.no_adapt,
+                    "hierarchy": model.config.label_text.hierarchy, "context": ", ".join(model.contexts) or "none"}
         write_report(result, args.report, title=f"taxonomist eval: {os.path.basename(args.docs)}", extra=settings)
         if not args.quiet:
             print(f"wrote report to {args.report}", file=sys.stderr)
@@ -276,7 +270,7 @@ def _hits(labels, positions, scores) -> list[tuple[str, str, str, float]]:
 
 def run_train(args: argparse.Namespace) -> int:
     from .encoders.fine_tune import is_tuned
-    from .labels import read_labels
+    from .readers import read_labels
 
     if args.update:
         return _train_update(args)
@@ -288,20 +282,17 @@ def run_train(args: argparse.Namespace) -> int:
                          fix="pass --update MORE.jsonl to add examples to it, or leave --model out")
     labels = read_labels(_require_labels(args), language=args.language)
     texts, label_ids = _examples(args.docs, args, labels)
-    classifier = _new_classifier(args, labels).set_params(fine_tune=args.fine_tune)
+    project = _project(args, labels, model_dir=args.out)
     pool = None
     if args.unlabeled and not args.no_adapt:
         pool = _pool(args.unlabeled, args)
         _note(args, f"adapting to {len(pool):,} unlabeled documents")
-    classifier.fit(texts, label_ids, unlabeled=pool or None)
-    _note_contexts(args, classifier)
-    classifier.save(args.out)
-    fusion = classifier.fusion_
-    fused = f"{fusion.kind} fusion learnt on held-out examples" if fusion is not None else "prototypes only"
-    with_examples = int((classifier.learners_.counts > 0).sum())
-    tuned = "; encoder fine-tuned on them" if is_tuned(classifier.encoder_.identity) else ""
-    _note(args, f"trained on {len(texts):,} documents ({with_examples:,} of {len(labels):,} labels have examples; "
-          f"{fused}{tuned}); model written to {args.out}")
+    model = project.train(texts, label_ids, unlabeled=pool or None)
+    _note_contexts(args, model)
+    fused = f"{model.fusion.kind} fusion learnt on held-out examples" if model.fusion is not None else "prototypes only"
+    tuned = "; encoder fine-tuned on them" if is_tuned(model.encoder.identity) else ""
+    _note(args, f"trained on {len(texts):,} documents ({int((model.counts > 0).sum()):,} of {len(labels):,} labels "
+          f"have examples; {fused}{tuned}); model written to {args.out}")
     return 0
 
 
@@ -311,10 +302,9 @@ def _train_update(args: argparse.Namespace) -> int:
     if args.docs:
         raise InputError("--update takes the new documents itself; --docs is for training a new model",
                          fix="leave --docs out: --model MODEL --update MORE.jsonl")
-    classifier = _load(args)
-    texts, label_ids = _examples(args.update, args, classifier.labels)
-    report = classifier.update(texts, label_ids)
-    classifier.save(args.model)
+    project = _project(args, _given_labels(args), model_dir=args.model, allow_learning=True)
+    texts, label_ids = _examples(args.update, args, project.model.labels)
+    report = project.learn(texts, label_ids)
     _note(args, f"updated {args.model}: {report['documents']:,} documents folded into the prototypes, ridge head and "
           f"nearest examples of {report['labels']:,} labels ({report['new_to_examples']:,} had no examples before); "
           "the sparse word model and the fusion are unchanged until the next full `taxonomist train`")
@@ -325,7 +315,7 @@ def _examples(path: str, args: argparse.Namespace, labels) -> tuple[list[str], l
     """Documents with at least one known label; the rest are counted and reported, not silently dropped."""
     from tqdm import tqdm
 
-    from .corpus import read_documents
+    from .readers import read_documents
 
     docs = read_documents(path, skip_invalid=args.skip_invalid, max_chars=args.max_doc_chars, label_set=labels,
                           strict=args.strict)
@@ -346,16 +336,14 @@ def _examples(path: str, args: argparse.Namespace, labels) -> tuple[list[str], l
 
 
 def run_labels_add(args: argparse.Namespace) -> int:
-    from .classifier import Classifier
     from .formats import read_label_file
+    from .project import Project
 
     new = read_label_file(Path(args.labels), args.language)  # checked together with the model's labels below
     if not new:
         raise InputError("the file holds no labels", where=args.labels, fix="give a file with one or more labels")
-    classifier = Classifier.load(args.model)
-    classifier.add_labels(new)
-    classifier.save(args.model)
-    _note(args, f"added {len(new):,} labels to {args.model} (now {len(classifier.labels):,}); suggestible at once")
+    model = Project(model_dir=args.model, show_progress=not args.quiet).add_labels(new)
+    _note(args, f"added {len(new):,} labels to {args.model} (now {len(model.labels):,}); suggestible at once")
     return 0
 
 
@@ -365,8 +353,8 @@ def _ks(k: int) -> tuple[int, ...]:
 
 
 def _prepare(args: argparse.Namespace, need_gold: bool = False):
-    from .corpus import read_documents
-    from .labels import read_labels
+    """The label set, the documents and the project, fitted to the documents' corpus (or --unlabeled)."""
+    from .readers import read_documents
 
     if args.quiet:  # transformers draws its own "Loading weights" bar unless told not to
         from transformers.utils import logging as transformers_logging
@@ -374,49 +362,46 @@ def _prepare(args: argparse.Namespace, need_gold: bool = False):
         transformers_logging.disable_progress_bar()
     if args.k < 1:
         raise InputError(f"-k must be at least 1, got {args.k}", fix="ask for one or more suggestions per document")
-    if args.model:
-        classifier = _load(args)
-        labels = classifier.labels
-    else:
-        labels = read_labels(_require_labels(args), language=args.language)
+    project = _project(args, _given_labels(args), model_dir=args.model)
+    labels = project.model.labels if args.model else project.labels
     docs = read_documents(args.docs, skip_invalid=args.skip_invalid, max_chars=args.max_doc_chars, label_set=labels,
                           strict=args.strict)
     if need_gold and args.docs == "-":
         raise InputError("eval needs gold labels, which standard input cannot carry", where="<stdin>",
                          fix="give a .jsonl, .csv or .tsv file with a labels field")
-    if args.model:
-        if args.no_adapt:  # not even to the pool the model was trained with
-            classifier.pool_ = None
-        else:  # the priors and neighbour graph of the corpus at hand, not of the training data
-            pool = _pool(args.unlabeled or args.docs, args, None if args.unlabeled else labels)
-            _note(args, f"adapting to {len(pool):,} unlabeled documents")
-            classifier.adapt_to(pool)
-        return labels, docs, classifier
-    classifier = _new_classifier(args, labels)
-    if args.no_adapt:
-        classifier.fit()
-    else:
+    pool = None
+    if not args.no_adapt:
         # reading the documents to adapt also checks their gold labels under --strict, before minutes of encoding
         pool = _pool(args.unlabeled or args.docs, args, None if args.unlabeled else labels)
         _note(args, f"adapting to {len(pool):,} unlabeled documents")
-        classifier.fit(unlabeled=pool or None)
-        _note_contexts(args, classifier)
-    return labels, docs, classifier
+    model = project.adapt(pool)
+    if not args.model:
+        _note_contexts(args, model)
+    return labels, docs, project
 
 
-def _new_classifier(args: argparse.Namespace, labels):
-    from .classifier import Classifier
+def _given_labels(args: argparse.Namespace):
+    from .readers import read_labels
 
-    # The pool is given to fit, so per-batch adaptation (adapt=True) is never needed here.
-    plain = dict(prior_iterations=0, propagation_alpha=0.0, self_training=0.0) if args.no_adapt else {}
-    context = "" if args.no_adapt and args.context == "auto" else args.context
-    return Classifier(labels, encoder=args.encoder or "default", context=context, hierarchy=args.hierarchy,
-                      adapt=False, show_progress=not args.quiet, **plain)
+    if args.model:
+        return read_labels(args.labels, language=args.language) if args.labels else None
+    return read_labels(_require_labels(args), language=args.language)
 
 
-def _note_contexts(args: argparse.Namespace, classifier) -> None:
-    if classifier.contexts_:
-        _note(args, f"domain context for bare label names: {', '.join(classifier.contexts_)}")
+def _project(args: argparse.Namespace, labels, *, model_dir: str | None = None, allow_learning: bool = False):
+    """The project the options describe. The pool is given to fit, so per-batch adaptation is never needed here."""
+    from .config import Config
+    from .project import Project
+
+    config = Config.from_options(context=args.context, hierarchy=args.hierarchy,
+                                 fine_tune=getattr(args, "fine_tune", "auto"), adapt=False)
+    return Project(model_dir=model_dir, labels=labels, encoder=args.encoder, config=config,
+                   adapt=not args.no_adapt, allow_learning=allow_learning, show_progress=not args.quiet)
+
+
+def _note_contexts(args: argparse.Namespace, model) -> None:
+    if model.contexts:
+        _note(args, f"domain context for bare label names: {', '.join(model.contexts)}")
 
 
 def _require_labels(args: argparse.Namespace) -> str:
@@ -425,19 +410,9 @@ def _require_labels(args: argparse.Namespace) -> str:
     return args.labels
 
 
-def _load(args: argparse.Namespace):
-    from .classifier import Classifier
-    from .labels import read_labels
-
-    labels = read_labels(args.labels, language=args.language) if args.labels else None
-    classifier = Classifier.load(args.model, encoder=args.encoder, labels=labels)
-    classifier.show_progress = not args.quiet
-    return classifier
-
-
 def _pool(path: str, args: argparse.Namespace, label_set=None) -> list[str]:
     """Up to POOL texts, a uniform sample (reservoir) of the file: adaptation without holding the corpus."""
-    from .corpus import read_documents
+    from .readers import read_documents
 
     if path == "-":
         raise InputError("documents on standard input can be read only once, but adapting reads them twice",
@@ -456,7 +431,7 @@ def _pool(path: str, args: argparse.Namespace, label_set=None) -> list[str]:
     return sample
 
 
-def _ranked_batches(classifier, docs, args, k: int | None = None) -> Iterator[tuple[list, object, object]]:
+def _ranked_batches(project, docs, args, k: int | None = None) -> Iterator[tuple[list, object, object]]:
     """Documents in chunks of BATCH with their top k (default -k) label positions and scores."""
     from tqdm import tqdm
 
@@ -464,9 +439,9 @@ def _ranked_batches(classifier, docs, args, k: int | None = None) -> Iterator[tu
     iterator = iter(docs)
     try:
         while chunk := list(islice(iterator, BATCH)):
-            positions, scores = classifier.rank([doc.text for doc in chunk], k or args.k)
+            ranking = project.rank([doc.text for doc in chunk], k or args.k)
             progress.update(len(chunk))
-            yield chunk, positions, scores
+            yield chunk, ranking.positions, ranking.scores
     finally:
         progress.close()
 

@@ -136,29 +136,6 @@ def _unknown_label_error(label: str, where: str) -> InputError:
     )
 
 
-def read_documents(
-    path: str | Path,
-    *,
-    skip_invalid: bool = False,
-    max_chars: int = 1_000_000,
-    label_set: LabelSet | None = None,
-    strict: bool = False,
-) -> DocumentStream:
-    """Documents from a .jsonl, .csv, .tsv or .txt file (one per line), a folder of .txt files, or "-" (stdin,
-    one per line); the format is detected from the path (see taxonomist.formats). `strict`: a gold label that
-    `label_set` lacks is an error (see DocumentStream)."""
-    from .formats import document_reader  # formats builds Documents, so it imports this module
-
-    return DocumentStream(
-        document_reader(path, max_chars),
-        source=str(path),
-        skip_invalid=skip_invalid,
-        max_chars=max_chars,
-        label_set=label_set,
-        strict=strict,
-    )
-
-
 def batches(docs: Iterable[Document], size: int) -> Iterator[list[Document]]:
     """Consecutive lists of `size` documents (the last may be shorter), so encoders see bounded batches."""
     if size < 1:

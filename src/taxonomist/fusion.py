@@ -16,23 +16,27 @@ The output is a log-odds per pair, so sigmoid(score) is the probability that the
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
-import scipy.sparse as sp
+
+from .state import from_params, params_of, read_state, write_state
 
 # Lower edges of the label-frequency bands: no examples, 1-4, 5-19, 20 or more.
 BANDS = np.array([0, 1, 5, 20])
 
 
+@dataclass
 class Fusion:
     """Logistic regression on the scores, their example counts and frequency bands (see the module)."""
 
-    kind = "logistic"
+    kind: ClassVar[str] = "logistic"
 
-    def __init__(self, regularisation: float = 1.0, max_rows: int = 1_000_000, random_state: int = 0) -> None:
-        self.regularisation = regularisation
-        self.max_rows = max_rows
-        self.random_state = random_state
+    regularisation: float = 1.0
+    max_rows: int = 1_000_000
+    random_state: int = 0
 
     def fit(self, scores: Mapping[str, np.ndarray], counts: np.ndarray, truth: np.ndarray,
             weights: np.ndarray | None = None) -> "Fusion":
@@ -93,39 +97,51 @@ class Fusion:
         interactions = (onehot[:, :, None] * base[:, None, :]).reshape(len(base), -1)
         return np.hstack([base, onehot, interactions])
 
+    def save(self, folder: Path) -> None:
+        write_state(folder, params=params_of(self), scorers=list(self.scorers_), mean=self.mean_, scale=self.scale_,
+                    coef=self.coef_, intercept=self.intercept_)
+
+    @classmethod
+    def load(cls, folder: Path) -> "Fusion":
+        state = read_state(folder)
+        fusion = from_params(cls, state["params"])
+        fusion.scorers_, fusion.intercept_ = tuple(state["scorers"]), float(state["intercept"])
+        fusion.mean_, fusion.scale_, fusion.coef_ = state["mean"], state["scale"], state["coef"]
+        return fusion
+
 
 # Boosting is only tried from this many held-out documents on: on 355 (foldoc, 4 examples per label) trees
 # overfitted (P@1 53.7 -> 47.3 against the logistic fusion), on 1,040 to 2,875 they won or were refused by the
 # half-split comparison in `fit_fusion`.
 BOOSTED_MIN_DOCS = 2000
-# The trees score only the pairs that some scorer ranks among its best BOOSTED_TOP for the document (others get
-# -inf). On wordnet-taxonomy (static encoder, 7 scorers) the best 10 kept 37 of 101 candidates per document;
+# The trees score only the pairs that some scorer ranks among its best BOOSTED_TOP (BoostedFusion.top) for the
+# document (others get -inf). On wordnet-taxonomy (static encoder, 7 scorers) the best 10 kept 37 of 101 candidates per document;
 # the best 5 score P@1 72.41 against 72.53 there and 70.98 against 70.75 on foldoc (within run-to-run noise),
 # and take the trees' share of ranking 16.7k documents from 2.4 to 1.4 s.
 BOOSTED_TOP = 5
 
 
+@dataclass
 class BoostedFusion:
     """Gradient-boosted trees (LightGBM) on each scorer's score, its gap to the best score in the document and
     its rank there, and the label's example count; the trees see pairs, as the logistic fusion does, so the
-    output is again a log-odds that the label applies. Only pairs within some scorer's best BOOSTED_TOP are
-    scored. Saved as LightGBM's own text model (`model_`, bytes)."""
+    output is again a log-odds that the label applies. Only pairs within some scorer's best `top` are scored.
+    Saved as LightGBM's own text model (`model_`, bytes)."""
 
-    kind = "boosted-tree"
+    kind: ClassVar[str] = "boosted-tree"
 
-    def __init__(self, rounds: int = 200, leaves: int = 15, learning_rate: float = 0.05,
-                 random_state: int = 0) -> None:
-        self.rounds = rounds
-        self.leaves = leaves
-        self.learning_rate = learning_rate
-        self.random_state = random_state
+    rounds: int = 200
+    leaves: int = 15
+    learning_rate: float = 0.05
+    random_state: int = 0
+    top: int = BOOSTED_TOP
 
     def fit(self, scores: Mapping[str, np.ndarray], counts: np.ndarray, truth: np.ndarray,
             weights: np.ndarray | None = None) -> "BoostedFusion":
         import lightgbm as lgb
 
         self.scorers_ = tuple(scores)
-        features, kept = _rank_features(scores, counts, self.scorers_)
+        features, kept = _rank_features(scores, counts, self.scorers_, self.top)
         row_weights = None if weights is None else np.broadcast_to(weights[:, None], truth.shape)[kept]
         params = {"objective": "binary", "num_leaves": self.leaves, "learning_rate": self.learning_rate,
                   "min_data_in_leaf": 20, "lambda_l2": 1.0, "feature_fraction": 0.8, "bagging_fraction": 0.8,
@@ -141,24 +157,38 @@ class BoostedFusion:
         import lightgbm as lgb
 
         booster = lgb.Booster(model_str=self.model_.tobytes().decode())
-        features, kept = _rank_features(scores, counts, self.scorers_)
+        features, kept = _rank_features(scores, counts, self.scorers_, self.top)
         logits = np.full(kept.shape, -np.inf, dtype=np.float32)
         if len(features):
             logits[kept] = booster.predict(features, raw_score=True)
         return logits
 
+    def save(self, folder: Path) -> None:
+        write_state(folder, params=params_of(self), scorers=list(self.scorers_), model=self.model_)
+
+    @classmethod
+    def load(cls, folder: Path) -> "BoostedFusion":
+        state = read_state(folder)
+        fusion = from_params(cls, state["params"])
+        fusion.scorers_, fusion.model_ = tuple(state["scorers"]), state["model"]
+        return fusion
+
+
+FUSIONS: dict[str, type[Fusion] | type[BoostedFusion]] = {cls.kind: cls for cls in (Fusion, BoostedFusion)}
+
 
 def fit_fusion(scores: Mapping[str, np.ndarray], counts: np.ndarray, truth: np.ndarray,
-               weights: np.ndarray | None = None, random_state: int = 0) -> Fusion | BoostedFusion | None:
+               weights: np.ndarray | None = None, random_state: int = 0,
+               boosted_min_docs: int = BOOSTED_MIN_DOCS) -> Fusion | BoostedFusion | None:
     """The fusion to rank with, or None where none ranks the held-out documents better than the zero-shot
     posteriors alone (with few examples per label the fusion's weights come from weak folds).
 
     The logistic fusion is kept when it ranks its own held-out documents at least as well as zero-shot. From
-    BOOSTED_MIN_DOCS documents, the trees replace it when, fitted on one half of the documents and tested on the
+    `boosted_min_docs` documents, the trees replace it when, fitted on one half of the documents and tested on the
     other (both ways), they put a gold label first more often than the logistic fusion and than zero-shot.
     """
     zero_shot = top1_hits(scores["zero_shot"], truth, weights)
-    if len(truth) >= BOOSTED_MIN_DOCS:
+    if len(truth) >= boosted_min_docs:
         halves = np.random.default_rng(random_state).permutation(len(truth)) % 2 == 0
         hits = {kind: sum(_half_hits(kind, scores, counts, truth, weights, train, ~train) for train in (halves, ~halves))
                 for kind in (Fusion, BoostedFusion)}
@@ -182,14 +212,14 @@ def top1_hits(scores: np.ndarray, truth: np.ndarray, weights: np.ndarray | None 
     return float(hits.sum() if weights is None else hits @ weights)
 
 
-def _rank_features(scores: Mapping[str, np.ndarray], counts: np.ndarray,
-                   names: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
-    """The feature rows of the pairs kept — real (not padding) and within some scorer's best BOOSTED_TOP: each
+def _rank_features(scores: Mapping[str, np.ndarray], counts: np.ndarray, names: tuple[str, ...],
+                   best_of: int) -> tuple[np.ndarray, np.ndarray]:
+    """The feature rows of the pairs kept — real (not padding) and within some scorer's best `best_of`: each
     score (NaN where a scorer has none), its gap to the document's best and its rank there (0 = best), then
     log1p(example count) — and the (n, C) mask of those pairs."""
     valid = np.isfinite(scores[names[0]])
     n, width = valid.shape
-    top = min(BOOSTED_TOP, width)
+    top = min(best_of, width)
     if n == 0 or top == 0:
         return np.empty((0, 3 * len(names) + 1), np.float32), np.zeros(valid.shape, bool)
     rows = np.arange(n)[:, None]
@@ -213,8 +243,3 @@ def _rank_features(scores: Mapping[str, np.ndarray], counts: np.ndarray,
 
 def _band(counts: np.ndarray) -> np.ndarray:
     return np.searchsorted(BANDS, counts, side="right") - 1
-
-
-def label_counts(targets: sp.csr_matrix) -> np.ndarray:
-    """Examples per label (float32 (L,))."""
-    return np.asarray(targets.sum(axis=0), dtype=np.float32).ravel()

@@ -49,6 +49,10 @@ class LabelIndex:
         """Append labels: a new label is suggestible as soon as its vector is in the index."""
         self.vectors = np.vstack([self.vectors, np.asarray(vectors, dtype=np.float32)])
 
+    def copy(self) -> "LabelIndex":
+        """An index to grow without changing this one (`add` replaces the vectors, never writes into them)."""
+        return LabelIndex(self.vectors, block_bytes=self.block_bytes)
+
 
 class GraphIndex:
     """Unit vectors searched approximately by cosine similarity through a navigable graph (faiss HNSW).
@@ -83,6 +87,10 @@ class GraphIndex:
 
     def add(self, vectors: np.ndarray) -> None:
         self.graph.add(np.ascontiguousarray(vectors, dtype=np.float32))
+
+    def copy(self) -> "GraphIndex":
+        """An independent graph, to grow without changing this one."""
+        return GraphIndex.from_bytes(self.to_bytes())
 
     def to_bytes(self) -> np.ndarray:
         """The graph and its vectors as uint8, for saving; `from_bytes` reverses it."""

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
-from pathlib import Path
 
 import numpy as np
+import scipy.sparse as sp
 
 from .errors import InputError
 
@@ -52,6 +53,23 @@ class LabelSet:
 
     def index_of(self, label_id: str) -> int:
         return self._index[label_id]
+
+    def matrix(self, label_ids: Sequence[Iterable[str]]) -> sp.csr_matrix:
+        """0/1 float32 (documents, labels) matrix of each document's label ids; an id outside the set is an error
+        that names the first few."""
+        rows, cols, unknown = [], [], []
+        for row, ids in enumerate(label_ids):
+            for label_id in ids:
+                if (col := self._index.get(label_id)) is None:
+                    unknown.append(label_id)
+                else:
+                    rows.append(row)
+                    cols.append(col)
+        if unknown:
+            shown = ", ".join(repr(u) for u in sorted(set(unknown))[:5])
+            raise InputError(f"{len(unknown):,} example labels are not in the label set ({shown})",
+                             fix="add them to the label set, or drop them from the examples")
+        return sp.csr_matrix((np.ones(len(rows), np.float32), (rows, cols)), shape=(len(label_ids), len(self)))
 
     @cached_property
     def ids(self) -> list[str]:
@@ -110,6 +128,11 @@ class LabelSet:
         """Content hash: a saved model or cache knows which label set it was built for."""
         payload = json.dumps([_content(label) for label in self.labels], ensure_ascii=False)
         return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def label_counts(targets: sp.csr_matrix) -> np.ndarray:
+    """Examples per label (float32 (L,)) of a 0/1 (documents, labels) matrix."""
+    return np.asarray(targets.sum(axis=0), dtype=np.float32).ravel()
 
 
 def _content(label: Label) -> list:
@@ -191,11 +214,3 @@ def _find_cycle(labels: list[Label]) -> list[str]:
                 on_path.add(nxt)
                 todo.append(iter(parents[nxt]))
     return []
-
-
-def read_labels(path: str | Path, language: str = "en") -> LabelSet:
-    """Read a label file; the format is detected from the file (see taxonomist.formats). `language` picks the
-    names of multilingual vocabularies (SKOS, Annif CSV); single-language formats ignore it."""
-    from .formats import read_label_file  # formats builds Labels, so it imports this module
-
-    return LabelSet(read_label_file(Path(path), language), source=str(path))

@@ -28,9 +28,11 @@ from taxonomist.errors import InputError, ModelError
 
 # 2: nearest examples may be a faiss graph and the fusion boosted trees, which format-1 readers cannot load.
 # 3: the model may carry its own fine-tuned encoder (an "encoder" folder), which a format-2 reader would ignore.
-# Older models hold nothing this version cannot read, so all are accepted.
-FORMAT_VERSION = 3
-READABLE_FORMATS = (1, 2, 3)
+# 4: each part in its own entry under its registered name (persist.py), with the configuration and the
+# out-of-fold record. Formats 1-3 stored parts by class and attribute name; they are refused with the advice to
+# retrain (taxonomist 0.1 wrote them).
+FORMAT_VERSION = 4
+READABLE_FORMATS = (4,)
 MANIFEST = "manifest.json"
 STAGING_PREFIX = ".staging-"
 _OBJECT_NAME = re.compile(r"\.[0-9a-f]{12}(\.|$)")  # what save names objects; anything else is not ours

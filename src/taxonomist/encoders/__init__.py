@@ -18,6 +18,7 @@ __all__ = [
     "WordLlamaEncoder",
     "default_cache_dir",
     "get_encoder",
+    "resolve",
 ]
 
 
@@ -46,3 +47,9 @@ def get_encoder(
     else:
         encoder = TransformerEncoder(spec, cache_dir=cache_dir)
     return CachedEncoder(encoder, cache_dir) if use_cache and not getattr(encoder, "static", False) else encoder
+
+
+def resolve(encoder: str | Encoder) -> Encoder:
+    """An encoder object as it is; a spec through `get_encoder` (looked up here at call time, so that the one
+    place a test replaces it is this module)."""
+    return get_encoder(encoder) if isinstance(encoder, str) else encoder

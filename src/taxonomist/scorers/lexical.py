@@ -4,25 +4,30 @@ Embeddings blur a label name into its neighbourhood; an indexer reads the name i
 its name, the comma- or semicolon-separated parts of its name (thesauri list synonyms that way: "person,
 individual, someone") and its aliases; a document's score for a label sums 1 / (1 + position / SPAN) over
 the places where one of its terms occurs, so an early mention (a title, a definition's head) counts more
-than a late one. It needs no examples; the fusion learns from held-out examples how far to trust it.
+than a late one. It learns nothing from examples, but its evidence counts only through the fusion, which the
+examples teach how far to trust it (`fusion_only`): so it is fitted only for a model with examples.
 """
 
 from __future__ import annotations
 
+import copy
 import re
 from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import scipy.sparse as sp
 
 from ..labels import Label, LabelSet
 from ..sparse import csr_lookup
-from . import Batch
+from ..state import from_params, params_of, read_state, write_state
+from .base import LABEL_TEXTS, Batch, FitInput
 
 WORD = re.compile(r"\w+")
 SEPARATORS = re.compile(r"[,;]")
 MAX_TERM_WORDS = 6  # longer names are left to the embeddings: they rarely occur verbatim
-SPAN = 20  # words: a mention this far into the document counts half as much as one at the start
 
 
 def normalise(word: str) -> str:
@@ -37,21 +42,37 @@ def terms_of(label: Label) -> set[tuple[str, ...]]:
     return {t for t in terms if 0 < len(t) <= MAX_TERM_WORDS}
 
 
+@dataclass
 class LexicalScorer:
-    def fit(self, label_set: LabelSet) -> "LexicalScorer":
+    """`span`: words; a mention this far into the document counts half as much as one at the start."""
+
+    name: ClassVar[str] = "lexical"
+    needs: ClassVar[frozenset[str]] = frozenset({LABEL_TEXTS})
+    proposes: ClassVar[bool] = False
+    fusion_only: ClassVar[bool] = True
+    retrieval: ClassVar[int | None] = None
+
+    span: float = 20.0
+
+    def fit(self, data: FitInput) -> "LexicalScorer":
         self.terms_: dict[tuple[str, ...], list[int]] = defaultdict(list)
         self.prefixes_: set[tuple[str, ...]] = set()  # every term's leading words: a scan stops where none goes on
         self.n_labels_ = 0
-        return self.add_labels(label_set)
+        self._index(data.labels)
+        return self
 
-    def add_labels(self, label_set: LabelSet) -> "LexicalScorer":
-        """Index the labels appended to the label set since fit."""
+    def _index(self, label_set: LabelSet) -> None:
+        """Index the labels appended to the label set since the last call."""
         for i in range(self.n_labels_, len(label_set)):
             for term in terms_of(label_set[i]):
                 self.terms_[term].append(i)
                 self.prefixes_.update(term[:n] for n in range(1, len(term) + 1))
         self.n_labels_ = len(label_set)
-        return self
+
+    def add_labels(self, data: FitInput, start: int) -> "LexicalScorer":
+        grown = copy.deepcopy(self)
+        grown._index(data.labels)
+        return grown
 
     def mentions(self, texts: list[str]) -> sp.csr_matrix:
         """(n, L) position-weighted mention counts."""
@@ -65,7 +86,7 @@ class LexicalScorer:
                     for label in terms.get(term, ()):
                         rows.append(row)
                         cols.append(label)
-                        values.append(1.0 / (1.0 + start / SPAN))
+                        values.append(1.0 / (1.0 + start / self.span))
                     stop += 1
         matrix = sp.csr_matrix((np.asarray(values, np.float32), (rows, cols)), shape=(len(texts), self.n_labels_))
         matrix.sum_duplicates()
@@ -75,3 +96,11 @@ class LexicalScorer:
         """log1p of the weighted mentions: a label named ten times is surer than one named once, not ten times."""
         counts = csr_lookup(self.mentions(batch.texts), candidates)
         return np.where(candidates >= 0, np.log1p(np.maximum(counts, 0)), -np.inf).astype(np.float32)
+
+    def save(self, folder: Path) -> None:
+        """Only the parameters: the index is rebuilt from the labels, faster than it would be read."""
+        write_state(folder, params=params_of(self))
+
+    @classmethod
+    def load(cls, folder: Path, labels: LabelSet) -> "LexicalScorer":
+        return from_params(cls, read_state(folder)["params"]).fit(FitInput(labels=labels))

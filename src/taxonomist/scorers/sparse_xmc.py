@@ -21,24 +21,28 @@ document, and densified weights (see _Omikuji) take another quarter off.
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import os
 import shutil
 import sys
 import tempfile
-from collections.abc import Iterator, Mapping
+import threading
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import scipy.sparse as sp
 
 from ..errors import InputError, ModelError
-from ..sparse import csr_lookup, to_csr
+from ..labels import LabelSet
+from ..sparse import csr_lookup, csr_top_k, to_csr
+from ..state import from_params, params_of
 from ..tfidf import WordTfidf
-from . import Batch
+from .base import EXAMPLES, Batch, FitInput
 
 FORMAT = 1
 # Training hyper-parameters given to each library as they are (Omikuji HyperParam fields, napkinXC PLT
@@ -47,8 +51,9 @@ DEFAULT_PARAMS: dict[str, dict[str, Any]] = {
     # 3 trees: Omikuji's default. Its SVMs stop at a looser tolerance (eps 0.5, not 0.1): 40% less training
     # CPU on foldoc, 20% on wordnet-taxonomy, P@1 within ±0.2 on both.
     "omikuji": {"cluster_k": 32, "cluster_balanced": False, "max_depth": 3, "linear_eps": 0.5},
-    "napkinxc": {"liblinear_c": 32.0, "seed": 0},
+    "napkinxc": {"liblinear_c": 32.0},
 }
+SEEDS = {"napkinxc": "seed"}  # the parameter that takes FitInput.random_state (Omikuji's trees draw unseeded)
 PINS = {"omikuji": "omikuji==0.5.2", "napkinxc": "napkinxc==0.7.2"}
 VALUE_DECIMALS = 8  # of feature values in Omikuji's training file
 DENSE_WEIGHTS = 0.1  # Omikuji stores weight vectors with more than this share of non-zeros densely (see _Omikuji)
@@ -56,9 +61,9 @@ DENSE_WEIGHTS = 0.1  # Omikuji stores weight vectors with more than this share o
 
 @dataclass(frozen=True)
 class Features:
-    """TF-IDF rows of some texts and the featurizer fitted for them (`SparseXMCScorer.featurize`): `fit` and
-    `predict` take them in place of featurizing the texts again, so that one featurization serves several
-    models on subsets of the rows (the classifier's held-out folds and its final model)."""
+    """TF-IDF rows of some texts and the featurizer fitted for them (`SparseXMCScorer.prepare`): `fit` and
+    scoring take them in place of featurizing the texts again, so that one featurization serves several
+    models on subsets of the rows (the held-out folds' and the final model)."""
 
     tfidf: WordTfidf
     matrix: sp.csr_matrix
@@ -67,52 +72,55 @@ class Features:
         return Features(self.tfidf, self.matrix[index])
 
 
+@dataclass
 class SparseXMCScorer:
     """Scores are the library's, in [0, 1], for each document's `top_k` labels only (0.0 elsewhere).
 
     `n_labels_` is the width of the targets (plus labels added since); labels without training examples are
-    left out of the trees (`labels_` lists those in them), so they are never predicted.
+    left out of the trees (`labels_` lists those in them), so they are never predicted. `fold_params` override
+    the library's parameters for a held-out fold's model, which only has to score like the final one: one tree
+    instead of three halves the cross-fitting cost of the slowest scorer.
     """
 
-    def __init__(
-        self,
-        *,
-        library: str = "omikuji",
-        max_features: int = 200_000,
-        ngram_range: tuple[int, int] = (1, 2),
-        min_df: int = 2,
-        sublinear_tf: bool = True,
-        top_k: int = 50,
-        n_threads: int = 2,
-        beam_size: int = 5,
-        library_params: Mapping[str, Any] | None = None,
-    ) -> None:
-        self.library = library
-        self.max_features = max_features
-        self.ngram_range = ngram_range
-        self.min_df = min_df
-        self.sublinear_tf = sublinear_tf
-        self.top_k = top_k
-        self.n_threads = n_threads
-        self.beam_size = beam_size
-        self.library_params = library_params
+    name: ClassVar[str] = "sparse"
+    needs: ClassVar[frozenset[str]] = frozenset({EXAMPLES})
+    proposes: ClassVar[bool] = True
+    fusion_only: ClassVar[bool] = False
+    retrieval: ClassVar[int | None] = None
 
-    def featurize(self, texts: list[str]) -> Features:
+    library: str = "omikuji"
+    max_features: int = 200_000
+    ngram_range: tuple[int, int] = (1, 2)
+    min_df: int = 2
+    sublinear_tf: bool = True
+    top_k: int = 50
+    n_threads: int = 2
+    beam_size: int = 5
+    library_params: dict[str, Any] = field(default_factory=dict)
+    fold_params: dict[str, Any] = field(default_factory=lambda: {"n_trees": 1})
+
+    def featurize(self, texts: Sequence[str]) -> Features:
         """A TF-IDF featurizer with this scorer's parameters, fitted on `texts`, and their features."""
         tfidf = WordTfidf(**self._tfidf_params())
         try:
-            return Features(tfidf, tfidf.fit_transform(texts))
+            return Features(tfidf, tfidf.fit_transform(list(texts)))
         except ValueError as error:  # no words, or none in min_df documents
             raise InputError(f"no words to learn from in {len(texts)} training texts ({error})",
                              fix=f"give more or longer training texts, or lower min_df (now {self.min_df})") from None
 
-    def fit(self, texts: list[str], targets: sp.csr_matrix, *, features: Features | None = None) -> "SparseXMCScorer":
-        """Learn from `texts`, featurized here unless `features` (their rows, from `featurize` on these or
-        more texts) are given."""
-        targets = sp.csr_matrix(targets > 0, dtype=np.float32)  # a copy without stored zeros
+    def prepare(self, data: FitInput) -> Features:
+        """The TF-IDF of every example's text (labels unused), fitted once for all the fits of one training."""
+        return self.featurize(data.texts)
+
+    def fit(self, data: FitInput) -> "SparseXMCScorer":
+        """Learns from `data.texts` and `data.targets`, featurized here unless `data.prepared` holds their
+        features (rows of `prepare` on these or more texts)."""
+        texts = list(data.texts)
+        targets = sp.csr_matrix(data.targets > 0, dtype=np.float32)  # a copy without stored zeros
         if targets.shape[0] != len(texts):
             raise InputError(f"{len(texts)} texts but {targets.shape[0]} rows of targets",
                              fix="give one row of labels per text")
+        features = data.prepared.get(self.name)
         if features is not None and features.matrix.shape[0] != len(texts):
             raise InputError(f"{len(texts)} texts but {features.matrix.shape[0]} rows of features",
                              fix="give the features of these texts (Features.rows)")
@@ -127,7 +135,9 @@ class SparseXMCScorer:
             raise InputError("no training text with a known word has a label",
                              fix="give labeled training documents")
         self.n_labels_ = targets.shape[1]
-        params = {**DEFAULT_PARAMS[self.library], **(self.library_params or {})}
+        seed = {SEEDS[self.library]: data.random_state} if self.library in SEEDS else {}
+        params = {**DEFAULT_PARAMS[self.library], **seed, **self.library_params,
+                  **(self.fold_params if data.fold else {})}
         # Trained on the labels with examples only, renumbered: napkinXC would otherwise score the others.
         self.model_ = backend.fit(matrix, targets[:, self.labels_].tocsr(), params, self.n_threads)
         return self
@@ -145,15 +155,27 @@ class SparseXMCScorer:
         positions = np.where(positions >= 0, self.labels_[np.maximum(positions, 0)], -1)
         return to_csr(positions, scores, self.n_labels_)
 
-    def score(self, batch: Batch, candidates: np.ndarray) -> np.ndarray:
-        return csr_lookup(self.predict(batch.texts), candidates)
+    def _predicted(self, batch: Batch) -> sp.csr_matrix:
+        """The batch's predictions, once per batch (its shortlist and its scores both read them); a held-out
+        fold's batch brings its features (`Batch.inputs`)."""
+        return batch.cached((id(self), "predicted"),
+                            lambda: self.predict(batch.texts, features=batch.inputs.get(self.name)))
 
-    def add_labels(self, n_new: int) -> None:
-        self.n_labels_ += n_new
+    def shortlist(self, batch: Batch, size: int) -> tuple[np.ndarray, np.ndarray]:
+        return csr_top_k(self._predicted(batch), size)
+
+    def score(self, batch: Batch, candidates: np.ndarray) -> np.ndarray:
+        return csr_lookup(self._predicted(batch), candidates)
+
+    def add_labels(self, data: FitInput, start: int) -> "SparseXMCScorer":
+        """Labels new to the model have no examples, so the trees never predict them: only the width grows."""
+        grown = copy.copy(self)
+        grown.n_labels_ = self.n_labels_ + len(data.labels) - start
+        return grown
 
     def save(self, folder: Path) -> None:
         folder = Path(folder)
-        config = {"format": FORMAT, "params": self.get_params(), "n_labels": self.n_labels_}
+        config = {"format": FORMAT, "params": params_of(self), "n_labels": self.n_labels_}
         (folder / "config.json").write_text(json.dumps(config, indent=1), encoding="utf-8")
         (folder / "vocabulary.json").write_text(json.dumps(self.tfidf_.terms(), ensure_ascii=False), encoding="utf-8")
         np.save(folder / "idf.npy", self.tfidf_.idf_)
@@ -162,13 +184,13 @@ class SparseXMCScorer:
         self.model_.save(folder / "model")
 
     @classmethod
-    def load(cls, folder: Path) -> "SparseXMCScorer":
+    def load(cls, folder: Path, labels: LabelSet | None = None) -> "SparseXMCScorer":
         folder = Path(folder)
         try:
             config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
             terms = json.loads((folder / "vocabulary.json").read_text(encoding="utf-8"))
             idf = np.load(folder / "idf.npy", allow_pickle=False)
-            labels = np.load(folder / "labels.npy", allow_pickle=False)
+            labels_ = np.load(folder / "labels.npy", allow_pickle=False)
             if len(idf) != len(terms):
                 raise ValueError(f"{len(terms)} terms but {len(idf)} idf weights")
         except (OSError, ValueError) as error:
@@ -177,21 +199,15 @@ class SparseXMCScorer:
         if config.get("format") != FORMAT:
             raise ModelError(f"sparse XMC model of another format ({config.get('format')}, expected {FORMAT})",
                              where=str(folder), fix="train the model again with this version")
-        scorer = cls(**config["params"])
+        scorer = from_params(cls, config["params"])
         scorer.tfidf_ = WordTfidf.from_terms(terms, idf, **scorer._tfidf_params())
-        scorer.labels_, scorer.n_labels_ = labels, int(config["n_labels"])
+        scorer.labels_, scorer.n_labels_ = labels_, int(config["n_labels"])
         try:
             scorer.model_ = _backend(scorer.library).load(folder / "model", scorer.n_threads)
         except RuntimeError as error:  # what the library printed is on stderr
             raise ModelError(f"cannot load the {scorer.library} model ({error})", where=str(folder / "model"),
                              fix="train the model again") from None
         return scorer
-
-    def get_params(self) -> dict[str, Any]:
-        return {"library": self.library, "max_features": self.max_features, "ngram_range": list(self.ngram_range),
-                "min_df": self.min_df, "sublinear_tf": self.sublinear_tf, "top_k": self.top_k,
-                "n_threads": self.n_threads, "beam_size": self.beam_size,
-                "library_params": dict(self.library_params or {})}
 
     def _tfidf_params(self) -> dict[str, Any]:
         return {"ngram_range": tuple(self.ngram_range), "min_df": self.min_df, "max_features": self.max_features,
@@ -210,6 +226,7 @@ class _Omikuji:
     def __init__(self, model: Any, n_threads: int) -> None:
         self.model, self.n_threads = model, n_threads
         self.dense = False
+        self.densifying = threading.Lock()  # two threads ranking at once densify once
 
     @classmethod
     def fit(cls, features: sp.csr_matrix, targets: sp.csr_matrix, params: dict[str, Any],
@@ -235,10 +252,11 @@ class _Omikuji:
     def predict(self, features: sp.csr_matrix, k: int, beam_size: int) -> tuple[np.ndarray, np.ndarray]:
         from omikuji._libomikuji import ffi, lib
 
-        if not self.dense:
-            with _native_output("omikuji densifying"):
-                self.model.densify_weights(DENSE_WEIGHTS, self.n_threads)
-            self.dense = True
+        with self.densifying:
+            if not self.dense:
+                with _native_output("omikuji densifying"):
+                    self.model.densify_weights(DENSE_WEIGHTS, self.n_threads)
+                self.dense = True
         features.sort_indices()
         indices = features.indices.astype(np.uint32)
         values = features.data.astype(np.float32)

@@ -7,21 +7,29 @@ rather than straight-line similarity to the label text alone.
 
 from __future__ import annotations
 
+import copy
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
+
 import numpy as np
 import scipy.sparse as sp
 
 from ..index import LabelIndex
 from ..sparse import to_csr
+from ..state import from_params, params_of, read_state, write_state
 
 SELF_SIMILARITY = 0.9999  # a neighbour this close is the document itself (or an exact duplicate)
 
 
-class PropagationScorer:
-    def __init__(self, neighbours: int = 10, alpha: float = 0.5) -> None:
-        self.neighbours = neighbours
-        self.alpha = alpha
+@dataclass
+class Propagation:
+    name: ClassVar[str] = "propagation"
 
-    def fit(self, vectors: np.ndarray, posteriors: sp.csr_matrix) -> "PropagationScorer":
+    neighbours: int = 10
+    alpha: float = 0.5
+
+    def fit(self, vectors: np.ndarray, posteriors: sp.csr_matrix) -> "Propagation":
         """Unlabeled documents (vectors) and their posteriors over labels (CSR, rows sum to 1)."""
         self.index_ = LabelIndex(vectors)
         self.posteriors_ = posteriors.tocsr()
@@ -44,3 +52,16 @@ class PropagationScorer:
         alone = np.asarray(weights.sum(axis=1)).ravel() == 0
         own = sp.diags(np.where(alone, 1.0, 1 - self.alpha)) @ posteriors
         return (own + self.alpha * (weights @ self.posteriors_)).tocsr()
+
+    def add_labels(self, n_new: int) -> "Propagation":
+        grown = copy.copy(self)
+        grown.posteriors_ = sp.hstack([self.posteriors_, sp.csr_matrix((self.posteriors_.shape[0], n_new))]).tocsr()
+        return grown
+
+    def save(self, folder: Path) -> None:
+        write_state(folder, params=params_of(self), vectors=self.index_.vectors, posteriors=self.posteriors_)
+
+    @classmethod
+    def load(cls, folder: Path) -> "Propagation":
+        state = read_state(folder)
+        return from_params(cls, state["params"]).fit(state["vectors"], state["posteriors"])

@@ -8,9 +8,15 @@ a few iterations are the default, and `strength` scales the log prior in the fin
 
 from __future__ import annotations
 
+import copy
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
+
 import numpy as np
 
-from . import Batch, gather
+from ..scorers.base import gather
+from ..state import from_params, params_of, read_state, write_state
 
 
 def softmax_rows(logits: np.ndarray) -> np.ndarray:
@@ -20,16 +26,16 @@ def softmax_rows(logits: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=1, keepdims=True)
 
 
-class PriorScorer:
-    def __init__(
-        self, temperature: float = 0.05, iterations: int = 1, strength: float = 0.5, pseudo_count: float = 1.0
-    ) -> None:
-        self.temperature = temperature
-        self.iterations = iterations
-        self.strength = strength
-        self.pseudo_count = pseudo_count
+@dataclass
+class LabelPrior:
+    name: ClassVar[str] = "prior"
 
-    def fit(self, candidates: np.ndarray, sims: np.ndarray, n_labels: int) -> "PriorScorer":
+    temperature: float = 0.05
+    iterations: int = 1
+    strength: float = 0.5
+    pseudo_count: float = 1.0
+
+    def fit(self, candidates: np.ndarray, sims: np.ndarray, n_labels: int) -> "LabelPrior":
         """Estimate priors from unlabeled documents' shortlists (positions, similarities)."""
         valid = candidates >= 0
         cols = candidates[valid]
@@ -42,5 +48,22 @@ class PriorScorer:
         self.log_prior_ = np.log(prior).astype(np.float32)
         return self
 
-    def score(self, batch: Batch, candidates: np.ndarray) -> np.ndarray:
+    def logits(self, candidates: np.ndarray) -> np.ndarray:
+        """The log prior, scaled by `strength`, at the candidates; -inf at padding."""
         return self.strength * gather(self.log_prior_, candidates, fill=-np.inf)
+
+    def add_labels(self, n_new: int) -> "LabelPrior":
+        """Labels the pool never saw get the smallest prior any label has."""
+        grown = copy.copy(self)
+        grown.log_prior_ = np.concatenate([self.log_prior_, np.full(n_new, self.log_prior_.min())])
+        return grown
+
+    def save(self, folder: Path) -> None:
+        write_state(folder, params=params_of(self), log_prior=self.log_prior_)
+
+    @classmethod
+    def load(cls, folder: Path) -> "LabelPrior":
+        state = read_state(folder)
+        prior = from_params(cls, state["params"])
+        prior.log_prior_ = state["log_prior"]
+        return prior

@@ -13,20 +13,41 @@ matching children; right when documents carry their most specific label.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import ClassVar
+
 import numpy as np
 
+from ..errors import InputError
 from ..labels import LabelSet
 from ..sparse import union
 
+# How a parent is scored through its children, by the name users choose it by; None: not at all.
+MODES = {"broad": 1.0, "specific": 0.9, "off": None}
 
-class HierarchyScorer:
-    def __init__(self, discount: float = 1.0, levels: int = 1, expand_top: int = 10, expand_levels: int = 2) -> None:
-        self.discount = discount
-        self.levels = levels
-        self.expand_top = expand_top
-        self.expand_levels = expand_levels
 
-    def fit(self, label_set: LabelSet) -> "HierarchyScorer":
+@dataclass
+class Hierarchy:
+    """Rebuilt from the labels, not saved: its parameters are the model's configuration."""
+
+    name: ClassVar[str] = "hierarchy"
+
+    discount: float = 1.0
+    levels: int = 1
+    expand_top: int = 10
+    expand_levels: int = 2
+
+    @classmethod
+    def for_labels(cls, label_set: LabelSet, mode: str) -> "Hierarchy | None":
+        """The hierarchy transform that `mode` (see MODES) asks for, or None (mode "off", or flat labels)."""
+        if mode not in MODES:
+            raise InputError(f"hierarchy must be one of {sorted(MODES)}, got {mode!r}",
+                             fix="choose 'broad', 'specific' or 'off'")
+        if MODES[mode] is None or not label_set.is_hierarchical:
+            return None
+        return cls(MODES[mode]).fit(label_set)
+
+    def fit(self, label_set: LabelSet) -> "Hierarchy":
         parents = label_set.parent_index
         self.n_labels_ = len(label_set)
         self.parent_ptr_ = np.concatenate([[0], np.cumsum([len(p) for p in parents])]).astype(np.int64)
@@ -58,7 +79,7 @@ class HierarchyScorer:
             frontier = layer
         return union(candidates, *added) if added else candidates
 
-    def score(self, candidates: np.ndarray, sims: np.ndarray) -> np.ndarray:
+    def lift(self, candidates: np.ndarray, sims: np.ndarray) -> np.ndarray:
         """Each candidate's score becomes max(own, discounted best child's score), `levels` times over.
 
         The discount takes (1 − discount)·|score| off, so it lowers negative scores too.

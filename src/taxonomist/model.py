@@ -1,0 +1,183 @@
+"""The Model: a label set, an encoder and fitted scorers, transforms and fusion, read-only once made.
+
+Ranking never changes a model, so several threads may rank with one. Adapting it to a corpus, adding
+examples or labels make a new model that shares what did not change; a server swaps the new one in when it is
+ready (project.py). A model is made by train/trainer.py and saved and loaded by persist.py.
+
+What a suggestion's numbers mean:
+- `score` orders a document's suggestions and lies in [0, 1]. Without examples (zero-shot) it is the label's
+  share of the document's posterior over the label set: the shares of all labels sum to 1, so many plausible
+  labels each get a small one (`Ranking.kind` "posterior"). With examples it is the fusion's estimate that the
+  label applies, learnt on held-out examples, one label at a time ("fused"); it has not been checked against
+  outcomes, so it is not called a probability.
+- `probability` is the calibrated probability that the label applies, present only when the model has a
+  calibrator; otherwise None.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from .adapt import Adaptation, Hierarchy
+from .config import Config
+from .encoders.base import Encoder
+from .errors import NotSupportedError
+from .fusion import BoostedFusion, Fusion
+from .labels import Label, LabelSet, label_counts
+from .record import OutOfFold
+from .scorers.base import Batch, FitInput
+from .scoring import Scoring
+from .sparse import csr_top_k, to_csr
+
+POSTERIOR, FUSED = "posterior", "fused"
+
+
+@dataclass(frozen=True)
+class Suggestion:
+    label_id: str
+    name: str
+    score: float
+    probability: float | None = None
+
+
+@dataclass(frozen=True)
+class Ranking:
+    """Top-k label positions per document (int64 (n, k), -1 pads) and their scores (float32, best first; see the
+    module for what `kind` says they are); `probabilities` only from a calibrated model."""
+
+    positions: np.ndarray
+    scores: np.ndarray
+    kind: str
+    probabilities: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class Model:
+    """`encoder_spec`: the name the encoder was asked for ("default", "static", a path), saved so that loading
+    finds it again; None for an encoder object. `adaptation`: fitted on an unlabeled pool, or None (then a batch
+    of several documents is adapted to as it is ranked, where `config.adapt.batch` says so). `documents`: the
+    number of examples it learnt from. `record`: the held-out scores training computed (None without examples
+    enough to hold some out). `calibrator`: the slot for calibrated probabilities."""
+
+    labels: LabelSet
+    encoder: Encoder
+    encoder_spec: str | None
+    config: Config
+    scoring: Scoring
+    adaptation: Adaptation | None = None
+    fusion: Fusion | BoostedFusion | None = None
+    documents: int = 0
+    record: OutOfFold | None = None
+    calibrator: object | None = None
+    show_progress: bool = False  # a progress bar while encoding: how it is used, not what it is
+
+    @property
+    def contexts(self) -> tuple[str, ...]:
+        """The domain words bare label names are embedded with."""
+        return self.scoring.scorers["label_text"].contexts_
+
+    @property
+    def counts(self) -> np.ndarray | None:
+        """Examples per label, None for a model without examples."""
+        return self.scoring.counts
+
+    # ------------------------------------------------------------------ ranking
+    def rank(self, texts: Sequence[str], k: int = 5) -> Ranking:
+        batch = self._batch(list(texts))
+        adaptation = self._adaptation(batch)
+        if self.fusion is None:
+            positions, scores = csr_top_k(self.scoring.zero_shot(batch, adaptation), k)
+            return Ranking(positions, scores, POSTERIOR)
+        candidates, scores = self.scoring.fusion_inputs(batch, adaptation)
+        logits = self.fusion.decision(scores, self.counts[np.maximum(candidates, 0)])
+        probabilities = 1 / (1 + np.exp(-np.clip(logits, -30, 30)))
+        fused = to_csr(candidates, np.where(candidates >= 0, probabilities, 0), len(self.labels))
+        return Ranking(*csr_top_k(fused, k), FUSED)
+
+    def suggest(self, texts: Sequence[str], k: int = 5) -> list[list[Suggestion]]:
+        ranking = self.rank(texts, k)
+        ids, names = self.labels.ids, self.labels.names
+        probabilities = ranking.probabilities
+        return [[Suggestion(ids[p], names[p], float(s), None if probabilities is None else float(probabilities[i, j]))
+                 for j, (p, s) in enumerate(zip(row_p, row_s)) if p >= 0]
+                for i, (row_p, row_s) in enumerate(zip(ranking.positions, ranking.scores))]
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        return self.encoder.encode(list(texts), show_progress=self.show_progress)
+
+    def _batch(self, texts: list[str]) -> Batch:
+        """The texts with their vectors; those of the adaptation pool are not encoded again."""
+        pool = self.adaptation
+        rows = pool.pool_rows(texts) if pool is not None else np.full(len(texts), -1)
+        known = rows >= 0
+        if not known.any():
+            return Batch(texts, self.encode(texts))
+        vectors = np.empty((len(texts), pool.vectors.shape[1]), dtype=np.float32)
+        vectors[known] = pool.vectors[rows[known]]
+        if not known.all():
+            vectors[~known] = self.encode([text for text, seen in zip(texts, known) if not seen])
+        return Batch(texts, vectors)
+
+    def _adaptation(self, batch: Batch) -> Adaptation:
+        """The unlabeled pool's adaptation; else, where the configuration says so, the batch's own; else none."""
+        if self.adaptation is not None:
+            return self.adaptation
+        if self.config.adapt.batch and len(batch.texts) > 1:
+            return self.scoring.adapt(batch)
+        return Adaptation()
+
+    # ------------------------------------------------------------------ new models from this one
+    def adapted(self, texts: Sequence[str]) -> "Model":
+        """This model adapted to unlabeled texts (the corpus about to be ranked): label priors, the neighbour graph
+        and self-training, replacing what an earlier pool taught; no texts: no adaptation."""
+        if not len(texts):
+            return self.without_adaptation()
+        texts = list(texts)
+        return replace(self, adaptation=self.scoring.adapt(Batch(texts, self.encode(texts))))
+
+    def without_adaptation(self) -> "Model":
+        return replace(self, adaptation=None)
+
+    def with_examples(self, texts: Sequence[str], label_ids: Sequence[Sequence[str]]) -> tuple["Model", dict[str, int]]:
+        """Examples folded into the scorers that can take them (prototypes, ridge heads, nearest examples) without
+        retraining the rest (the sparse model, the fusion); and what was updated."""
+        scorers = self.scoring.scorers
+        if self.counts is None or not any(hasattr(s, "update") for s in scorers.values()):
+            raise NotSupportedError("this model was trained without examples, so there is nothing to update",
+                                    fix="train it with examples first (taxonomist train --docs ...)")
+        targets = self.labels.matrix(label_ids)
+        data = FitInput(labels=self.labels, encoder=self.encoder, vectors=self.encode(texts), targets=targets,
+                        texts=list(texts))
+        grown = {name: s.update(data) if hasattr(s, "update") else s for name, s in scorers.items()}
+        new_counts = label_counts(targets)
+        counts = self.counts + new_counts
+        model = replace(self, scoring=replace(self.scoring, scorers=grown, counts=counts),
+                        documents=self.documents + len(texts),
+                        adaptation=None if self.adaptation is None else self.adaptation.without_cache())
+        return model, {"documents": len(texts), "labels": int((new_counts > 0).sum()),
+                       "new_to_examples": int(((new_counts > 0) & (counts == new_counts)).sum())}
+
+    def with_labels(self, labels: Sequence[Label]) -> "Model":
+        """New labels, suggestible at once: embedded, with text-only prototypes and ridge heads."""
+        start = len(self.labels)
+        label_set = LabelSet([*self.labels, *labels], source=self.labels.source)
+        n_new = len(label_set) - start
+        scorers = dict(self.scoring.scorers)
+        fixed = sorted(name for name, scorer in scorers.items() if not hasattr(scorer, "add_labels"))
+        if fixed:
+            raise NotSupportedError(f"the scorers {fixed} of this model cannot take new labels",
+                                    fix="train the model again on the grown label set")
+        data = FitInput(labels=label_set, encoder=self.encoder, contexts=self.contexts)
+        scorers["label_text"] = scorers["label_text"].add_labels(data, start)
+        data = replace(data, label_vectors=scorers["label_text"].label_vectors)
+        for name, scorer in scorers.items():
+            if name != "label_text":
+                scorers[name] = scorer.add_labels(data, start)
+        counts = None if self.counts is None else np.concatenate([self.counts, np.zeros(n_new, np.float32)])
+        scoring = replace(self.scoring, scorers=scorers, n_labels=len(label_set), counts=counts,
+                          hierarchy=Hierarchy.for_labels(label_set, self.config.label_text.hierarchy))
+        adaptation = None if self.adaptation is None else self.adaptation.with_labels(n_new)
+        return replace(self, labels=label_set, scoring=scoring, adaptation=adaptation)

@@ -1,0 +1,157 @@
+"""A Project: a model folder and its configuration, loaded lazily, in the role of Annif's AnnifProject. The CLI,
+the server and a distributed job are thin callers of it.
+
+A project either has a model folder (trained, or to be written by `train`) or only a label set (zero-shot,
+fitted in memory). Ranking reads the current model without a lock: a model is read-only (model.py). Whatever
+makes a new model (adapting to a corpus, learning examples, adding labels) holds the project's lock, builds the
+new model beside the old one, saves it atomically where there is a folder, and only then swaps it in, so a
+request in flight finishes on the model it started with.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from . import encoders
+from .config import Config
+from .errors import InputError, NotSupportedError
+from .labels import Label, LabelSet
+from .model import Model, Ranking, Suggestion
+from .persist import read_model, write_model
+from .store import MANIFEST
+from .train import Trainer
+
+
+class Project:
+    """`model_dir`: the model folder (read lazily; written by `train`, `learn`, `add_labels`). `labels`: the label
+    set, needed without a trained model, and when given with one it must be the model's. `encoder`: a spec
+    ("default", "static", a path) or an encoder; a trained model keeps its own unless one is named. `config`:
+    for models this project makes. `adapt`: False makes every model of this project plain similarity (no
+    priors, neighbours or self-training, no domain context read off documents; see Config.plain) and never
+    adapts a trained one. `allow_learning`: whether `learn` may change the model (Annif's allow_learn)."""
+
+    def __init__(self, project_id: str = "default", *, model_dir: str | Path | None = None,
+                 labels: LabelSet | None = None, encoder: str | encoders.Encoder | None = None,
+                 config: Config | None = None, adapt: bool = True, allow_learning: bool = False,
+                 name: str | None = None, show_progress: bool = False) -> None:
+        if model_dir is None and labels is None:
+            raise InputError("a project needs a label set or a model folder",
+                             fix="pass --labels FILE, or --model FOLDER of a trained model")
+        self.project_id = project_id
+        self.name = name or project_id
+        self.model_dir = None if model_dir is None else Path(model_dir)
+        self.labels = labels
+        self.encoder = encoder
+        config = config if config is not None else Config()
+        self.config = config if adapt else config.plain()
+        self.adapt_models = adapt
+        self.allow_learning = allow_learning
+        self.show_progress = show_progress
+        self._model: Model | None = None
+        self._lock = threading.RLock()
+
+    # ------------------------------------------------------------------ the model
+    @property
+    def has_trained_model(self) -> bool:
+        return self.model_dir is not None and (self.model_dir / MANIFEST).is_file()
+
+    @property
+    def model(self) -> Model:
+        """The current model: loaded from the folder, or fitted zero-shot on the label set, on first use."""
+        model = self._model
+        if model is None:
+            with self._lock:
+                if self._model is None:
+                    self._model = self._loaded() if self.has_trained_model else self._zero_shot(None)
+                model = self._model
+        return model
+
+    def adapt(self, texts: Sequence[str] | None) -> Model:
+        """Fit the model to the corpus at hand (or to nothing: None). A zero-shot model is fitted on it (domain
+        context, priors, neighbours, self-training); a trained one adapts to it, or drops what an earlier pool
+        taught."""
+        with self._lock:
+            if self.has_trained_model:
+                model = self._model or self._loaded()
+                self._model = model.adapted(texts) if texts and self.adapt_models else model.without_adaptation()
+            else:
+                self._model = self._zero_shot(texts if self.adapt_models else None)
+            return self._model
+
+    def rank(self, texts: Sequence[str], k: int = 5) -> Ranking:
+        return self.model.rank(texts, k)
+
+    def suggest(self, texts: Sequence[str], k: int = 5) -> list[list[Suggestion]]:
+        return self.model.suggest(texts, k)
+
+    # ------------------------------------------------------------------ new models
+    def train(self, texts: Sequence[str], label_ids: Sequence[Sequence[str]], *,
+              unlabeled: Sequence[str] | None = None) -> Model:
+        """A model learnt from examples, written to the model folder (atomically: a failed save keeps the previous
+        model) and made current."""
+        if self.labels is None:
+            raise InputError("training needs the label set", fix="pass --labels FILE")
+        with self._lock:
+            model = self._trainer().fit(self.labels, self._encoder(), texts, label_ids,
+                                        unlabeled=unlabeled if self.adapt_models else None,
+                                        encoder_spec=self._spec())
+            return self._commit(model)
+
+    def learn(self, texts: Sequence[str], label_ids: Sequence[Sequence[str]]) -> dict[str, int]:
+        """Fold examples into the model (see Model.with_examples) and save it; says what was updated."""
+        if not self.allow_learning:
+            raise NotSupportedError(f"learning is not enabled for project {self.project_id!r}",
+                                    fix="enable learning for this project")
+        with self._lock:
+            model, report = self.model.with_examples(texts, label_ids)
+            self._commit(model)
+            return report
+
+    def add_labels(self, labels: Sequence[Label]) -> Model:
+        """New labels, suggestible at once, saved with the model."""
+        with self._lock:
+            return self._commit(self.model.with_labels(labels))
+
+    def info(self) -> dict[str, Any]:
+        """What the project is: its model's labels, encoder, examples and parts (Annif's project dump)."""
+        model = self.model
+        counts = model.counts
+        manifest = None if not self.has_trained_model else self.model_dir / MANIFEST
+        return {"project_id": self.project_id, "name": self.name,
+                "model_dir": None if self.model_dir is None else str(self.model_dir),
+                "labels": len(model.labels), "encoder": model.encoder.identity,
+                "is_trained": counts is not None, "documents": model.documents,
+                "labels_with_examples": 0 if counts is None else int((counts > 0).sum()),
+                "scorers": list(model.scoring.scorers), "fusion": None if model.fusion is None else model.fusion.kind,
+                "calibrated": model.calibrator is not None, "contexts": list(model.contexts),
+                "checksum": None if manifest is None else hashlib.sha256(manifest.read_bytes()).hexdigest(),
+                "allow_learning": self.allow_learning}
+
+    # ------------------------------------------------------------------ steps
+    def _commit(self, model: Model) -> Model:
+        if self.model_dir is not None:
+            write_model(model, self.model_dir)
+        self._model = model
+        self.labels = model.labels
+        return model
+
+    def _loaded(self) -> Model:
+        model = read_model(self.model_dir, encoder=self.encoder, labels=self.labels)
+        return replace(model, show_progress=self.show_progress)
+
+    def _zero_shot(self, texts: Sequence[str] | None) -> Model:
+        return self._trainer().fit(self.labels, self._encoder(), unlabeled=texts or None, encoder_spec=self._spec())
+
+    def _trainer(self) -> Trainer:
+        return Trainer(self.config, show_progress=self.show_progress)
+
+    def _encoder(self) -> encoders.Encoder:
+        return encoders.resolve(self.encoder if self.encoder is not None else "default")
+
+    def _spec(self) -> str | None:
+        return self.encoder if isinstance(self.encoder, str) else "default" if self.encoder is None else None

@@ -1,0 +1,129 @@
+"""From documents to candidate labels and their scores: the retriever's shortlist through the hierarchy, the
+adapted zero-shot posteriors, and every scorer's score on the candidates that the fusion weighs.
+
+A `Scoring` is a set of fitted scorers with the settings they rank by. A model ranks through one; during
+training each held-out fold is scored through one made of the scorers fitted without it, so that the fusion
+learns from scores like those of new documents.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+
+from .adapt import Adaptation, Hierarchy, LabelPrior, Propagation, SelfTraining, softmax_rows
+from .config import Config
+from .scorers.base import Batch, Scorer
+from .sparse import csr_lookup, csr_top_k, to_csr, union
+
+
+@dataclass(frozen=True)
+class Scoring:
+    """`counts`: examples per label (None without examples); `static`: the encoder is static (no self-training)."""
+
+    scorers: Mapping[str, Scorer]
+    hierarchy: Hierarchy | None
+    config: Config
+    n_labels: int
+    counts: np.ndarray | None = None
+    static: bool = False
+
+    @property
+    def retriever(self) -> Scorer:
+        """The scorer whose shortlist and similarities the zero-shot posteriors start from (see Scorer.retrieval)."""
+        return min((s for s in self.scorers.values() if s.retrieval is not None), key=lambda s: s.retrieval)
+
+    def candidates(self, batch: Batch) -> tuple[np.ndarray, np.ndarray]:
+        """The retriever's shortlist plus ancestors in a hierarchy, with exact similarities."""
+        retriever = self.retriever
+        candidates, _ = retriever.shortlist(batch, self.config.rank.shortlist)
+        if self.hierarchy is not None:
+            candidates = self.hierarchy.expand(candidates)
+        sims = retriever.score(batch, candidates)
+        if self.hierarchy is not None:
+            sims = self.hierarchy.lift(candidates, sims)
+        return candidates, sims
+
+    def posteriors(self, candidates: np.ndarray, sims: np.ndarray, adaptation: Adaptation) -> sp.csr_matrix:
+        """Softmax over the shortlist of similarity / temperature + log prior, as a sparse (n, L) matrix."""
+        logits = sims / self.config.rank.temperature
+        if adaptation.prior is not None:
+            logits = logits + adaptation.prior.logits(candidates)
+        return to_csr(candidates, softmax_rows(logits), self.n_labels)
+
+    def smoothed(self, batch: Batch, adaptation: Adaptation) -> sp.csr_matrix:
+        """Posteriors with priors and propagation applied; documents of the pool reuse what adapting found."""
+        rows = adaptation.pool_rows(batch.texts)
+        missing = np.flatnonzero(rows < 0)
+        if len(missing) == 0:
+            return adaptation.posteriors[rows]
+        fresh = batch.rows(missing)
+        posteriors = self.posteriors(*self.candidates(fresh), adaptation)
+        if adaptation.propagation is not None:
+            posteriors = adaptation.propagation.smooth(fresh.vectors, posteriors)
+        if len(missing) == len(rows):
+            return posteriors
+        rows[missing] = adaptation.posteriors.shape[0] + np.arange(len(missing))
+        return sp.vstack([adaptation.posteriors, posteriors], format="csr")[rows]
+
+    def zero_shot(self, batch: Batch, adaptation: Adaptation) -> sp.csr_matrix:
+        """Posteriors from the retriever with priors, propagation and self-training applied."""
+        posteriors = self.smoothed(batch, adaptation)
+        if adaptation.self_training is None:
+            return posteriors
+        # Geometric mix with the pseudo-label classifier over the best candidates.
+        top, probs = csr_top_k(posteriors, self.config.adapt.self_training_shortlist)
+        w = self.config.adapt.self_training
+        mixed = (1 - w) * np.log(np.maximum(probs, 1e-12)) + w * adaptation.self_training.log_proba(batch.vectors, top)
+        return to_csr(top, softmax_rows(np.where(top >= 0, mixed, -np.inf)), self.n_labels)
+
+    def fusion_inputs(self, batch: Batch, adaptation: Adaptation) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """Candidates (the zero-shot shortlist ∪ the proposing scorers' own) and every scorer's score there, the
+        zero-shot log posterior ("zero_shot") right after the label-text score it comes from; -inf at padding."""
+        size = self.config.rank.fusion_candidates
+        posteriors = self.zero_shot(batch, adaptation)
+        lists = [csr_top_k(posteriors, size)[0]]
+        lists += [scorer.shortlist(batch, size)[0] for scorer in self.scorers.values() if scorer.proposes]
+        candidates = union(*lists)
+        scores: dict[str, np.ndarray] = {}
+        for name, scorer in self.scorers.items():
+            scores[name] = scorer.score(batch, candidates)
+            if name == "label_text":
+                scores["zero_shot"] = np.where(
+                    candidates >= 0, np.log(np.maximum(csr_lookup(posteriors, candidates), 1e-6)), -np.inf)
+        return candidates, scores
+
+    def adapt(self, pool: Batch) -> Adaptation:
+        """What the unlabeled pool teaches: label priors, its neighbour graph, a pseudo-label classifier."""
+        settings = self.config.adapt
+        candidates, sims = self.candidates(pool)
+        adaptation = Adaptation()
+        if settings.prior_iterations > 0:
+            adaptation.prior = LabelPrior(self.config.rank.temperature, settings.prior_iterations,
+                                          settings.prior_strength).fit(candidates, sims, self.n_labels)
+        posteriors = self.posteriors(candidates, sims, adaptation)
+        if settings.propagation_alpha > 0 and settings.propagation_neighbours > 0 and len(pool.texts) > 1:
+            adaptation.propagation = Propagation(settings.propagation_neighbours, settings.propagation_alpha)
+            adaptation.propagation.fit(pool.vectors, posteriors)
+            posteriors = adaptation.propagation.smooth(pool.vectors, posteriors)
+        if (
+            settings.self_training > 0
+            and not self.static
+            and not self._well_supervised()
+            and len(pool.texts) >= settings.self_training_docs_per_label * self.n_labels
+        ):
+            best = csr_top_k(posteriors, 1)[0][:, 0]
+            if len(np.unique(best)) > 1:  # one pseudo-label class teaches nothing (and sklearn refuses it)
+                adaptation.self_training = SelfTraining().fit(pool.vectors, best, self.n_labels)
+        adaptation.posteriors, adaptation.vectors = posteriors, pool.vectors
+        adaptation.rows = {text: row for row, text in enumerate(pool.texts)}
+        return adaptation
+
+    def _well_supervised(self) -> bool:
+        """The labels that have examples have `self_training_max_examples` or more on average."""
+        counts = self.counts
+        return counts is not None and bool((counts > 0).any()) and bool(
+            counts[counts > 0].mean() >= self.config.adapt.self_training_max_examples)

@@ -1,0 +1,139 @@
+"""The Trainer makes a Model from label texts, unlabeled documents and labelled examples.
+
+Order of work: read the domain context of bare label names off the documents; fine-tune the encoder on few
+examples (train/tuning.py); fit the label-text scorers; cross-fit the example scorers to get the out-of-fold
+record (train/cross_fit.py) and fit them on every example; adapt to the unlabeled pool; learn the fusion from
+the record. Every random step draws from `config.random_state`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+
+import numpy as np
+
+from ..adapt import Hierarchy
+from ..config import Config
+from ..context import domain_words
+from ..encoders.base import Encoder
+from ..errors import InputError
+from ..fusion import fit_fusion
+from ..labels import LabelSet, label_counts
+from ..model import Model
+from ..record import OutOfFold
+from ..scorers.base import LABEL_TEXTS, Batch, FitInput, Scorer
+from ..scorers.label_text import label_variants
+from ..scoring import Scoring
+from . import tuning
+from .cross_fit import View, cross_fit, example_scorers, fit_example_scorers, fold_size, folds_of
+
+
+class Trainer:
+    def __init__(self, config: Config | None = None, *, show_progress: bool = False) -> None:
+        self.config = config if config is not None else Config()
+        self.show_progress = show_progress
+
+    def fit(self, labels: LabelSet, encoder: Encoder, texts: Sequence[str] | None = None,
+            label_ids: Sequence[Sequence[str]] | None = None, *, unlabeled: Sequence[str] | None = None,
+            encoder_spec: str | None = None) -> Model:
+        """A model of `labels`, learnt from examples (`texts` with their `label_ids`) when given, and from
+        `unlabeled` texts the domain context, label priors and the neighbour graph."""
+        config = self.config
+        examples = texts is not None and len(texts) > 0
+        if examples and (label_ids is None or len(label_ids) != len(texts)):
+            raise InputError("give one list of label ids per text", fix="pass as many label lists as texts")
+        texts = list(texts) if examples else []
+        targets = labels.matrix(label_ids) if examples else None
+        tunable = tuning.tunable(config.train, encoder, targets)
+        pool = self._encode(encoder, unlabeled) if unlabeled else None
+        # The base encoder's example vectors are needed only to read the context off them (no unlabeled texts) or
+        # when they are kept (no tuning).
+        vectors = self._encode(encoder, texts) if examples and (tunable is None or not unlabeled) else None
+        # The domain of bare label names is read off unlabeled texts, or else off the examples' texts.
+        contexts = (self._contexts(labels, encoder, unlabeled, pool) if unlabeled
+                    else self._contexts(labels, encoder, texts, vectors))
+        cross = None
+        if tunable is not None:  # from here on every text is seen through the tuned encoder
+            label_texts = label_variants(labels, labels.text_views()["description"], contexts)
+            tune = tuning.tuner(config.train, tunable, texts, targets, label_texts, config.random_state,
+                                self.show_progress)
+            if fold_size(config, len(texts)) >= config.train.min_holdout:
+                cross = tuning.cross_tuned(len(texts), tune, config.random_state)
+            encoder = tune(np.arange(len(texts)))
+            pool = self._encode(encoder, unlabeled) if unlabeled else None
+            vectors = self._encode(encoder, texts)
+        base = FitInput(labels=labels, encoder=encoder, contexts=contexts, random_state=config.random_state,
+                        show_progress=self.show_progress)
+        scorers = self._label_scorers(base, fusion_only=not examples)
+        hierarchy = Hierarchy.for_labels(labels, config.label_text.hierarchy)
+        static = getattr(encoder, "static", False)
+        record = None
+        if examples:
+            data = replace(base, label_vectors=scorers["label_text"].label_vectors, texts=texts, vectors=vectors,
+                           targets=targets, show_progress=False)
+            # A held-out fold adapts to as many texts as the model will: the unlabeled pool's size, when given.
+            pool_size = min(config.adapt.pool_size, len(unlabeled)) if unlabeled else config.adapt.pool_size
+            record, learnt = self._fit_examples(data, scorers, hierarchy, cross, pool_size, static)
+            scorers |= learnt
+        scoring = Scoring({name: scorers[name] for name in config.scorers if name in scorers}, hierarchy, config,
+                          len(labels), label_counts(targets) if examples else None, static)
+        adaptation = None if pool is None else scoring.adapt(Batch(list(unlabeled), pool))
+        return Model(labels, encoder, encoder_spec, config, scoring, adaptation, self._fusion(record),
+                     documents=len(texts), record=record, show_progress=self.show_progress)
+
+    def _label_scorers(self, data: FitInput, *, fusion_only: bool) -> dict[str, Scorer]:
+        """The scorers that learn from the label texts alone; those whose evidence only a fusion weighs are
+        left out of a model without examples."""
+        config = self.config
+        return {name: config.scorer(name).fit(data) for name, scorer in config.scorers.items()
+                if scorer.needs == frozenset({LABEL_TEXTS}) and not (fusion_only and scorer.fusion_only)}
+
+    def _fit_examples(self, data: FitInput, label_scorers: dict[str, Scorer], hierarchy: Hierarchy | None,
+                      cross: list[tuple[np.ndarray, Encoder]] | None, pool_size: int,
+                      static: bool) -> tuple[OutOfFold | None, dict[str, Scorer]]:
+        """The out-of-fold record (None when too few examples to hold any out: then the retrieving scorers alone
+        are fitted, and the zero-shot posteriors over them rank) and the example scorers fitted on every example."""
+        config = self.config
+        names = example_scorers(config)
+        n = len(data.texts)
+        if fold_size(config, n) < config.train.min_holdout:
+            return None, fit_example_scorers(config, data, [m for m in names if config.scorers[m].retrieval is not None])
+        prepared = {name: config.scorers[name].prepare(data) for name in names if hasattr(config.scorers[name], "prepare")}
+        data = replace(data, prepared=prepared)
+        if cross is None:
+            views = [View(data, label_scorers, folds_of(config, n)[0])]
+        else:  # every example held out once, each half through the encoder tuned on the other half
+            folds = folds_of(config, n, [half for half, _ in cross])
+            views = []
+            for (_, encoder), half_folds in zip(cross, folds):
+                seen = replace(data, encoder=encoder, vectors=self._encode(encoder, data.texts))
+                scorers = self._label_scorers(replace(seen, show_progress=False), fusion_only=False)
+                views.append(View(replace(seen, label_vectors=scorers["label_text"].label_vectors), scorers,
+                                  half_folds))
+        record = cross_fit(config, views, hierarchy, pool_size, static=static, show_progress=self.show_progress)
+        return record, fit_example_scorers(config, replace(data, fold=False), names)
+
+    def _fusion(self, record: OutOfFold | None):
+        """The fusion chosen on the held-out documents (see fusion.fit_fusion), or None."""
+        if record is None:
+            return None
+        truth = record.truth
+        if not truth.any() or not (~truth & np.isfinite(record.scores["zero_shot"])).any():  # needs both kinds
+            return None
+        return fit_fusion(record.scores, record.counts, truth, random_state=self.config.random_state,
+                          boosted_min_docs=self.config.train.boosted_min_docs)
+
+    def _encode(self, encoder: Encoder, texts: Sequence[str]) -> np.ndarray:
+        return encoder.encode(list(texts), show_progress=self.show_progress)
+
+    def _contexts(self, labels: LabelSet, encoder: Encoder, texts: Sequence[str] | None,
+                  vectors: np.ndarray | None) -> tuple[str, ...]:
+        settings = self.config.label_text
+        if settings.context != "auto":
+            return tuple(c.strip() for c in settings.context.split(",") if c.strip())
+        bare = sum(not label.description for label in labels)
+        views = len(self.config.scorers["label_text"].views)
+        if not texts or not bare or bare * views * settings.context_words > settings.context_max_texts:
+            return ()
+        return tuple(domain_words(texts, vectors, encoder, settings.context_words, self.config.random_state))
