@@ -48,13 +48,16 @@ def run(capsys: pytest.CaptureFixture[str], *argv: object) -> tuple[int, str, st
     return code, out, err
 
 
-def fails(capsys: pytest.CaptureFixture[str], *argv: object, where: str, what: str) -> str:
-    """Exit code 2 and one clean message that names the place of the problem."""
+def fails(capsys: pytest.CaptureFixture[str], *argv: object, where: str, what: str, fix: str = "") -> str:
+    """Exit code 2 and one clean message of two lines: what is wrong and where, then how to fix it."""
     code, _, err = run(capsys, *argv)
     assert code == 2, err
     assert err.count("taxonomist: error: ") == 1, err  # after any notes or progress, one message
-    assert where in err, err
-    assert what in err, err
+    message = err[err.index("taxonomist: error: "):].rstrip("\n").split("\n")
+    assert len(message) == 2 and message[1].startswith("  fix: ") and len(message[1]) > len("  fix: "), err
+    assert where in message[0], err
+    assert what in message[0], err
+    assert fix in message[1], err
     return err
 
 

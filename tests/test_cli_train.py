@@ -41,7 +41,7 @@ def test_a_model_refuses_another_label_set(model, tmp_path, capsys):
     other = tmp_path / "other.jsonl"
     other.write_text('{"id": "x", "name": "something else"}\n')
     fails(capsys, "suggest", "--model", model, "--labels", other, "--docs", TINY_DOCS, where=str(model),
-          what="another label set")
+          what="another label set", fix="leave out --labels")
 
 
 def test_a_damaged_model_is_refused(model, capsys):
@@ -49,7 +49,8 @@ def test_a_damaged_model_is_refused(model, capsys):
     data = bytearray(arrays.read_bytes())
     data[-1] ^= 0xFF
     arrays.write_bytes(bytes(data))
-    fails(capsys, "suggest", "--model", model, "--docs", TINY_DOCS, where="scorer-prototypes", what="corrupt")
+    fails(capsys, "suggest", "--model", model, "--docs", TINY_DOCS, where="scorer-prototypes", what="corrupt",
+          fix="copy the model again")
 
 
 def test_labels_add_makes_new_labels_suggestible(model, tmp_path, capsys):
@@ -62,7 +63,8 @@ def test_labels_add_makes_new_labels_suggestible(model, tmp_path, capsys):
     docs.write_text("bitcoin crypto wallet, crypto payment\n")
     code, out, _ = run(capsys, "suggest", "--model", model, "--docs", docs, "-k", "2", "--no-adapt")
     assert "billing/crypto" in out
-    fails(capsys, "labels", "add", "--model", model, new, where=str(new), what="duplicate")
+    fails(capsys, "labels", "add", "--model", model, new, where=str(new), what="duplicate",
+          fix="give each label its own id")
 
 
 def test_update_folds_in_examples_and_says_what_it_updated(model, tmp_path, capsys):
@@ -81,14 +83,14 @@ def test_unknown_training_labels_are_reported_or_with_strict_an_error(tmp_path, 
     code, _, err = run(capsys, "train", "--labels", TINY_LABELS, "--docs", docs, "--out", tmp_path / "m")
     assert code == 0 and "no/such/label" in err and "1 documents have no label" in err
     fails(capsys, "train", "--labels", TINY_LABELS, "--docs", docs, "--out", tmp_path / "m2", "--strict",
-          where=f"{docs}:4", what="no/such/label")
+          where=f"{docs}:4", what="no/such/label", fix="add it to the label set")
 
 
 def test_training_without_labelled_documents_is_an_error(tmp_path, capsys):
     docs = tmp_path / "train.txt"
     docs.write_text("just text\nmore text\n")
     fails(capsys, "train", "--labels", TINY_LABELS, "--docs", docs, "--out", tmp_path / "m", where=str(docs),
-          what="no training documents")
+          what="no training documents", fix="'labels' field")
 
 
 def test_a_full_disk_during_save_keeps_the_previous_model(model, capsys, monkeypatch):
@@ -102,7 +104,7 @@ def test_a_full_disk_during_save_keeps_the_previous_model(model, capsys, monkeyp
 
     monkeypatch.setattr(store.os, "replace", full)
     fails(capsys, "train", "--labels", TINY_LABELS, "--docs", TINY_DOCS, "--out", model, where=str(model),
-          what="disk full")
+          what="disk full", fix="the previous model")
     monkeypatch.undo()
     assert (model / "manifest.json").read_bytes() == before
     assert store.load_model(model).meta["labels"]["count"] == 32

@@ -28,8 +28,9 @@ from .train import Trainer
 
 
 class Project:
-    """`model_dir`: the model folder (read lazily; written by `train`, `learn`, `add_labels`). `labels`: the label
-    set, needed without a trained model, and when given with one it must be the model's. `encoder`: a spec
+    """`model_dir`: the model folder (read lazily; written by `train`, `learn`, `add_labels`); without one the
+    project is zero-shot, in memory. `labels`: the label set, needed without a model folder and for training, and
+    when given with a trained model it must be the model's. `encoder`: a spec
     ("default", "static", a path) or an encoder; a trained model keeps its own unless one is named. `config`:
     for models this project makes. `adapt`: False makes every model of this project plain similarity (no
     priors, neighbours or self-training, no domain context read off documents; see Config.plain) and never
@@ -57,17 +58,14 @@ class Project:
 
     # ------------------------------------------------------------------ the model
     @property
-    def has_trained_model(self) -> bool:
-        return self.model_dir is not None and (self.model_dir / MANIFEST).is_file()
-
-    @property
     def model(self) -> Model:
-        """The current model: loaded from the folder, or fitted zero-shot on the label set, on first use."""
+        """The current model: loaded from the folder (a missing or damaged one is an error), or without a folder
+        fitted zero-shot on the label set, on first use."""
         model = self._model
         if model is None:
             with self._lock:
                 if self._model is None:
-                    self._model = self._loaded() if self.has_trained_model else self._zero_shot(None)
+                    self._model = self._zero_shot(None) if self.model_dir is None else self._loaded()
                 model = self._model
         return model
 
@@ -76,7 +74,7 @@ class Project:
         context, priors, neighbours, self-training); a trained one adapts to it, or drops what an earlier pool
         taught."""
         with self._lock:
-            if self.has_trained_model:
+            if self.model_dir is not None:
                 model = self._model or self._loaded()
                 self._model = model.adapted(texts) if texts and self.adapt_models else model.without_adaptation()
             else:
@@ -121,7 +119,7 @@ class Project:
         """What the project is: its model's labels, encoder, examples and parts (Annif's project dump)."""
         model = self.model
         counts = model.counts
-        manifest = None if not self.has_trained_model else self.model_dir / MANIFEST
+        manifest = None if self.model_dir is None else self.model_dir / MANIFEST
         return {"project_id": self.project_id, "name": self.name,
                 "model_dir": None if self.model_dir is None else str(self.model_dir),
                 "labels": len(model.labels), "encoder": model.encoder.identity,
