@@ -147,3 +147,59 @@ def test_add_labels_makes_a_new_scorer_for_the_grown_label_set(fitted) -> None:
     assert np.isfinite(scores[candidates >= 0]).all()
     old = np.array([[0, 1, -1], [3, 2, 1]])
     np.testing.assert_allclose(scorer.score(batch, old), grown.score(batch, old), rtol=1e-5, atol=1e-6)
+
+
+def test_a_new_scorer_is_its_class_and_one_registry_entry(monkeypatch, tmp_path: Path) -> None:
+    """A scorer written elsewhere joins training, the fusion, ranking and saving by registering itself."""
+    from taxonomist.config import Config, default_scorers
+    from taxonomist.persist import read_model, write_model
+    from taxonomist.scorers.base import gather
+    from taxonomist.state import read_state, write_state
+    from taxonomist.train import Trainer
+
+    @dataclasses.dataclass
+    class ShareScorer:
+        """Each label's share of the examples, whatever the document."""
+
+        name = "share"
+        needs = frozenset({EXAMPLES})
+        proposes = fusion_only = False
+        retrieval = None
+
+        smoothing: float = 1.0
+
+        def fit(self, data: FitInput) -> "ShareScorer":
+            counts = np.asarray(data.targets.sum(axis=0)).ravel() + self.smoothing
+            self.log_share_ = np.log(counts / counts.sum()).astype(np.float32)
+            return self
+
+        def score(self, batch: Batch, candidates: np.ndarray) -> np.ndarray:
+            return gather(self.log_share_, candidates)
+
+        def add_labels(self, data: FitInput, start: int) -> "ShareScorer":
+            grown = dataclasses.replace(self)
+            grown.log_share_ = np.concatenate([self.log_share_, np.full(len(data.labels) - start, self.log_share_.min())])
+            return grown
+
+        def save(self, folder: Path) -> None:
+            write_state(folder, params=params_of(self), log_share=self.log_share_)
+
+        @classmethod
+        def load(cls, folder: Path, labels: LabelSet) -> "ShareScorer":
+            state = read_state(folder)
+            scorer = from_params(cls, state["params"])
+            scorer.log_share_ = state["log_share"]
+            return scorer
+
+    monkeypatch.setitem(SCORERS, "share", ShareScorer)  # the one line in scorers/registry.py
+    config = Config(scorers={name: s for name, s in default_scorers().items() if name != "sparse"})
+    assert "share" in config.scorers
+    texts = [f"{WORDS[label]} {a} {b}" for label in ("fruit", "music", "sport") for a in FILLER for b in FILLER]
+    ids = [[label] for label in ("fruit", "music", "sport") for _ in range(len(FILLER) ** 2)]  # enough to hold out
+    model = Trainer(dataclasses.replace(config, label_text=dataclasses.replace(config.label_text, context=""))).fit(
+        LABELS, HashingEncoder(), texts, ids)
+    assert "share" in model.record.scores and "share" in model.fusion.scorers_
+    write_model(model, tmp_path / "model")
+    loaded = read_model(tmp_path / "model", encoder=HashingEncoder())
+    assert isinstance(loaded.scoring.scorers["share"], ShareScorer)
+    np.testing.assert_allclose(loaded.rank(QUERIES, 3).scores, model.rank(QUERIES, 3).scores, rtol=1e-5)
