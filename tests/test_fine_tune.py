@@ -31,9 +31,7 @@ def minilm(tmp_path_factory) -> TransformerEncoder:
 
 
 def _targets() -> sp.csr_matrix:
-    rows = [i for i, ids in enumerate(IDS) for _ in ids]
-    cols = [LABELS.index_of(label) for ids in IDS for label in ids]
-    return sp.csr_matrix((np.ones(len(rows), np.float32), (rows, cols)), shape=(len(IDS), len(LABELS)))
+    return LABELS.matrix(IDS)
 
 
 def _margin(encoder) -> float:
