@@ -25,7 +25,7 @@ from taxonomist.formats import suggestions
 TINY = Path(__file__).resolve().parents[1] / "examples" / "tiny"
 TINY_LABELS = str(TINY / "labels.jsonl")
 TINY_DOCS = str(TINY / "docs.jsonl")
-COLUMNS = ["doc_id", "rank", "label_id", "label", "score"]
+COLUMNS = ["doc_id", "rank", "label_id", "label", "score", "probability"]
 DOCS = [
     {"id": "a", "text": "I was charged twice for the same order on my card.", "labels": ["billing/charges/duplicate"]},
     {"id": "b", "text": "My package has not arrived, tracking shows no movement.", "labels": ["shipping/delivery-delay"]},

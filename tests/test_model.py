@@ -69,15 +69,18 @@ def test_a_batch_adapted_to_as_it_is_ranked_leaves_no_trace() -> None:
     np.testing.assert_array_equal(model.rank(TEST, 3).scores, first.scores)
 
 
-def test_what_a_score_is_is_said_and_no_probability_without_a_calibrator() -> None:
+def test_what_a_score_is_is_said_and_a_probability_only_from_a_calibration() -> None:
     zero_shot = Trainer(Config.from_options(context="")).fit(LABELS, HashingEncoder())
-    assert zero_shot.rank(TEST, 2).kind == POSTERIOR
+    ranking = zero_shot.rank(TEST, 2)
+    assert ranking.kind == POSTERIOR and ranking.probabilities is None and zero_shot.calibration is None
+    assert all(s.probability is None for row in zero_shot.suggest(TEST, 2) for s in row)
     model = trained()
     ranking = model.rank(TEST, 2)
-    assert ranking.kind == FUSED and ranking.probabilities is None and model.calibrator is None
+    assert ranking.kind == FUSED and model.calibration is not None  # from the held-out examples
     suggestions = model.suggest(TEST, 2)
-    assert all(isinstance(s, Suggestion) and s.probability is None for row in suggestions for s in row)
+    assert all(isinstance(s, Suggestion) and 0 <= s.probability <= 1 for row in suggestions for s in row)
     assert [row[0].score for row in suggestions] == pytest.approx(ranking.scores[:, 0].tolist())
+    assert [row[0].probability for row in suggestions] == pytest.approx(ranking.probabilities[:, 0].tolist())
 
 
 def test_training_keeps_the_out_of_fold_record_and_it_survives_saving(tmp_path) -> None:

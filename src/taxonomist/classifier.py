@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 import numpy as np
+import scipy.sparse as sp
 from sklearn.base import BaseEstimator
 from sklearn.exceptions import NotFittedError
 
@@ -14,7 +15,7 @@ from . import encoders
 from .config import SUPERVISED, AdaptConfig, Config, LabelTextConfig, RankConfig, TrainConfig
 from .encoders.base import Encoder
 from .labels import Label, LabelSet
-from .model import Model, Suggestion
+from .model import Model, Suggestion, suggestions_of
 from .persist import read_model, write_model
 from .scorers.label_text import LabelTextScorer
 from .scorers.linear import LinearScorer
@@ -116,6 +117,23 @@ class Classifier(BaseEstimator):
 
     def suggest(self, texts: Sequence[str], k: int = 5) -> list[list[Suggestion]]:
         return self._model().suggest(texts, k)
+
+    def predict_proba(self, texts: Sequence[str]) -> sp.csr_matrix:
+        """(n, L) calibrated probabilities that each candidate label applies (0 for labels not among a document's
+        candidates); needs a calibrated model (trained with held-out examples, or `calibrate`)."""
+        return self._model().probabilities(texts)
+
+    def label_sets(self, texts: Sequence[str], coverage: float = 0.9, guarantee: str = "label") -> list[list[Suggestion]]:
+        """Per document, a conformal label set: with guarantee "label" each true label is in it with probability at
+        least `coverage`; "set": all of a document's true labels are; "fnr": at most 1 - coverage of them are
+        missing on average (see calibrate.py)."""
+        return suggestions_of(self._model().label_sets(texts, coverage, guarantee), self.labels)
+
+    def calibrate(self, texts: Sequence[str], label_ids: Sequence[Sequence[str]]) -> "Classifier":
+        """Learn probabilities and label sets from labelled documents the model did not learn from (replacing what
+        training's held-out examples taught)."""
+        self.model_ = self._model().calibrated(texts, label_ids)
+        return self
 
     def update(self, texts: Sequence[str], label_ids: Sequence[Sequence[str]]) -> dict[str, int]:
         """Fold new examples into prototypes, the ridge head and the nearest examples, without retraining

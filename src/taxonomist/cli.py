@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TextIO
 
 from . import __version__
-from .errors import InputError, TaxonomistError
+from .errors import InputError, NotSupportedError, TaxonomistError
 
 BATCH = 2000  # documents scored at once: bounds memory, keeps progress moving
 POOL = 20_000  # unlabeled documents used to adapt (context, priors, neighbour graph)
@@ -49,6 +49,19 @@ def _parser() -> argparse.ArgumentParser:
                          help="default: from --out's extension, else tsv. annif: Annif's results, a NAME.annif file "
                          "per document of a folder (like `annif index`), else one JSON line per document")
     suggest.add_argument("--force", action="store_true", help="overwrite existing NAME.annif files")
+    chosen = suggest.add_mutually_exclusive_group()
+    chosen.add_argument("--min-probability", type=float, metavar="P",
+                        help="only suggestions whose calibrated probability is at least P (at most -k of them)")
+    chosen.add_argument("--target-precision", type=float, metavar="Q",
+                        help="only suggestions above the probability at which the calibration documents' suggestions "
+                        "were right a share Q of the time (at most -k of them)")
+    chosen.add_argument("--coverage", type=float, metavar="C",
+                        help="a conformal label set per document instead of the top k: each true label in it with "
+                        "probability at least C (see --guarantee)")
+    suggest.add_argument("--guarantee", choices=["label", "set", "fnr"], default="label",
+                         help="with --coverage: 'label' (default) each true label is in the set with probability >= C; "
+                         "'set' all of a document's true labels are; 'fnr' at most a share 1-C of a document's true "
+                         "labels is missing, on average")
     suggest.set_defaults(run=run_suggest)
 
     evaluate = commands.add_parser("eval", help="score suggestions against the documents' gold labels")
@@ -62,6 +75,11 @@ def _parser() -> argparse.ArgumentParser:
                           help="Annif's metrics: lowest score of a suggestion, as annif eval --threshold (default 0)")
     evaluate.add_argument("--per-label", metavar="FILE.tsv",
                           help="write Annif's per-subject report (annif eval --results-file) to this file")
+    evaluate.add_argument("--coverage", type=float, metavar="C",
+                          help="a calibrated model's conformal label sets at this coverage: how many gold labels they "
+                          "hold, and their sizes")
+    evaluate.add_argument("--guarantee", choices=["label", "set", "fnr"], default="label",
+                          help="with --coverage: which guarantee the sets are built for (see suggest --guarantee)")
     evaluate.set_defaults(run=run_eval)
 
     train = commands.add_parser("train", help="learn from labelled documents and save a model folder")
@@ -73,6 +91,15 @@ def _parser() -> argparse.ArgumentParser:
                        help="tune the transformer encoder on the examples (saved with the model): 'auto' does for at most "
                        "1,000 examples, 2 or more per label on average (minutes on a CPU); 'on' whatever their number")
     train.set_defaults(run=run_train)
+
+    calibrate = commands.add_parser("calibrate", help="learn from labelled documents how far the scores can be "
+                                    "trusted: probabilities, thresholds, label sets")
+    _model_options(calibrate, training=True)
+    calibrate.add_argument("--out", help="with --labels: the model folder to write (a zero-shot model with its "
+                           "calibration); with --model the model is updated in place (atomically)")
+    calibrate.add_argument("--method", choices=["isotonic", "platt"], default="isotonic",
+                           help="how scores become probabilities within each label-frequency band (default isotonic)")
+    calibrate.set_defaults(run=run_calibrate)
 
     labels = commands.add_parser("labels", help="inspect a label set")
     label_commands = labels.add_subparsers(dest="labels_command", required=True, metavar="ACTION")
@@ -143,15 +170,15 @@ def run_suggest(args: argparse.Namespace) -> int:
     n = written = 0
     with atomic_output(args.out) as handle:  # opened first: a bad --out fails before minutes of encoding
         labels, docs, project = _prepare(args)
-        for chunk, positions, scores in _ranked_batches(project, docs, args):
-            hits = [_hits(labels, row_p, row_s) for row_p, row_s in zip(positions, scores)]
+        for chunk, ranking in _ranked_batches(project, docs, args, select=True):
+            hits = _hits(labels, ranking)
             if fmt == ANNIF:
                 for doc, doc_hits in zip(chunk, hits):
-                    write_annif_result(doc.id, doc_hits, handle)
+                    write_annif_result(doc.id, [hit[:4] for hit in doc_hits], handle)
             else:
-                rows = [(doc.id, rank + 1, label_id, name, score)
+                rows = [(doc.id, rank + 1, label_id, name, score, probability)
                         for doc, doc_hits in zip(chunk, hits)
-                        for rank, (label_id, name, _, score) in enumerate(doc_hits)]
+                        for rank, (label_id, name, _, score, probability) in enumerate(doc_hits)]
                 write_rows(rows, handle, fmt, header=n == 0)
             n += len(chunk)
             written += sum(map(len, hits))
@@ -184,10 +211,10 @@ def _suggest_annif_files(args: argparse.Namespace) -> int:
                              "or remove them")
     labels, docs, project = _prepare(args)
     n = 0
-    for chunk, positions, scores in _ranked_batches(project, docs, args):
-        for doc, row_p, row_s in zip(chunk, positions, scores):
+    for chunk, ranking in _ranked_batches(project, docs, args, select=True):
+        for doc, doc_hits in zip(chunk, _hits(labels, ranking)):
             with atomic_output(str(folder / (doc.id + ANNIF_SUFFIX))) as handle:
-                write_annif_hits(_hits(labels, row_p, row_s), handle)
+                write_annif_hits([hit[:4] for hit in doc_hits], handle)
         n += len(chunk)
     _report_stream(docs, args, n)
     _note(args, f"wrote {n:,} {ANNIF_SUFFIX} files to {folder}")
@@ -216,11 +243,17 @@ def _evaluate(args: argparse.Namespace, per_label: TextIO | None) -> None:
     from . import annif_metrics
     from .evaluate import evaluate
 
+    from .reliability import confidence_of
+
     labels, docs, project = _prepare(args, need_gold=True)
-    ranked, scores, gold_ids, annotated = [], [], [], []
-    for chunk, positions, chunk_scores in _ranked_batches(project, docs, args, max(args.k, args.annif_limit)):
-        ranked.append(positions)
-        scores.append(chunk_scores)
+    calibration = project.model.calibration
+    ranked, scores, probabilities, candidates, gold_ids, annotated = [], [], [], [], [], []
+    for chunk, ranking in _ranked_batches(project, docs, args, max(args.k, args.annif_limit, 5)):
+        ranked.append(ranking.positions)
+        scores.append(ranking.scores)
+        if calibration is not None:  # every candidate, for the label sets
+            probabilities.append(ranking.probabilities)
+            candidates.append(project.model.candidates([doc.text for doc in chunk]))
         gold_ids += [doc.labels or () for doc in chunk]
         annotated += [doc.labels is not None for doc in chunk]
     n = len(gold_ids)
@@ -241,11 +274,16 @@ def _evaluate(args: argparse.Namespace, per_label: TextIO | None) -> None:
     pred = annif_metrics.predictions(ranked[mask], scores[mask], len(labels), limit=args.annif_limit,
                                      threshold=args.annif_threshold)
     annif = annif_metrics.metrics(gold[mask], pred)
+    confidence = confidence_of(
+        calibration, ranked, np.vstack(probabilities) if probabilities else None,
+        *(_stack([c.positions for c in candidates], -1), _stack([c.scores for c in candidates], -np.inf))
+        if candidates else (None, None), gold, args.coverage, args.guarantee)
     if args.json:
         annif_section = {"limit": args.annif_limit, "threshold": args.annif_threshold, "metrics": annif}
-        print(json.dumps(result.to_dict() | {"annif": annif_section}, indent=1))
+        print(json.dumps(result.to_dict() | {"annif": annif_section, "confidence": confidence.to_dict()}, indent=1))
     else:
         print(result.to_text())
+        print("\n" + confidence.to_text())
         print(f"\nAnnif's metrics, as annif eval prints them (--limit {args.annif_limit} "
               f"--threshold {args.annif_threshold:g})")
         print(annif_metrics.to_text(annif))
@@ -257,15 +295,27 @@ def _evaluate(args: argparse.Namespace, per_label: TextIO | None) -> None:
         settings = {"labels": args.labels or args.model, "model": args.model or "none (zero-shot)", "docs": args.docs,
                     "encoder": model.encoder_spec or "custom", "documents": n, "adapt": not args.no_adapt,
                     "hierarchy": model.config.label_text.hierarchy, "context": ", ".join(model.contexts) or "none"}
-        write_report(result, args.report, title=f"taxonomist eval: {os.path.basename(args.docs)}", extra=settings)
+        write_report(result, args.report, title=f"taxonomist eval: {os.path.basename(args.docs)}", extra=settings,
+                     confidence=confidence)
         if not args.quiet:
             print(f"wrote report to {args.report}", file=sys.stderr)
 
 
-def _hits(labels, positions, scores) -> list[tuple[str, str, str, float]]:
-    """One document's suggestions, best first: (label id, name, notation, score)."""
-    return [(labels.ids[p], labels.names[p], labels[p].notation, float(s))
-            for p, s in zip(positions, scores) if p >= 0]
+def _stack(blocks: list, fill: float):
+    """Row blocks of different widths, padded to the widest."""
+    import numpy as np
+
+    width = max(b.shape[1] for b in blocks)
+    return np.vstack([np.pad(b, ((0, 0), (0, width - b.shape[1])), constant_values=fill) for b in blocks])
+
+
+def _hits(labels, ranking) -> list[list[tuple[str, str, str, float, float | None]]]:
+    """Each document's suggestions, best first: (label id, name, notation, score, probability or None)."""
+    probabilities = ranking.probabilities
+    return [[(labels.ids[p], labels.names[p], labels[p].notation, float(s),
+              None if probabilities is None else float(probabilities[i, j]))
+             for j, (p, s) in enumerate(zip(row_p, row_s)) if p >= 0]
+            for i, (row_p, row_s) in enumerate(zip(ranking.positions, ranking.scores))]
 
 
 def run_train(args: argparse.Namespace) -> int:
@@ -308,6 +358,34 @@ def _train_update(args: argparse.Namespace) -> int:
     _note(args, f"updated {args.model}: {report['documents']:,} documents folded into the prototypes, ridge head and "
           f"nearest examples of {report['labels']:,} labels ({report['new_to_examples']:,} had no examples before); "
           "the sparse word model and the fusion are unchanged until the next full `taxonomist train`")
+    return 0
+
+
+def run_calibrate(args: argparse.Namespace) -> int:
+    """Calibrate a trained model in place (--model), or a zero-shot setup (--labels) written to --out."""
+    from .calibrate import Calibrator
+
+    if not args.docs:
+        raise InputError("calibrate needs labelled documents the model did not learn from",
+                         fix="pass --docs CHECKED.jsonl: a few hundred documents with their correct labels")
+    if bool(args.model) == bool(args.out):
+        raise InputError("calibrate either updates a trained model (--model) or writes a calibrated zero-shot model "
+                         "(--labels and --out)", fix="pass --model MODEL, or --labels LABELS --out MODEL")
+    args.strict, args.k = True, 1  # a calibration label outside the label set is an error, not a count
+    labels, docs, project = _prepare(args)
+    texts, label_ids = [], []
+    for doc in docs:
+        texts.append(doc.text)
+        label_ids.append(list(doc.labels or ()))
+    _report_stream(docs, args, len(texts))
+    if not texts:
+        raise InputError("no calibration documents", where=args.docs, fix="give labelled documents")
+    model = project.calibrate(texts, label_ids, calibrator=Calibrator(method=args.method))
+    if args.out:
+        project.save(args.out)
+    conformal = model.calibration.conformal
+    _note(args, f"calibrated on {len(texts):,} documents ({len(conformal.scores_):,} gold labels, of which the "
+          f"candidates hold {100 * conformal.recall_:.1f}%); model written to {args.out or args.model}")
     return 0
 
 
@@ -369,6 +447,17 @@ def _prepare(args: argparse.Namespace, need_gold: bool = False):
     if need_gold and args.docs == "-":
         raise InputError("eval needs gold labels, which standard input cannot carry", where="<stdin>",
                          fix="give a .jsonl, .csv or .tsv file with a labels field")
+    if _wants_probabilities(args):  # before minutes of encoding
+        from .calibrate import check_fraction
+
+        if not args.model:
+            raise NotSupportedError("a zero-shot setup has no calibration, so it gives no probabilities or label sets",
+                                    fix="calibrate it first: taxonomist calibrate --labels L --docs CHECKED.jsonl "
+                                        "--out MODEL, then suggest --model MODEL")
+        project.model.require_calibration("probabilities or label sets")
+        for name in ("coverage", "min_probability", "target_precision"):
+            if getattr(args, name, None) is not None:
+                check_fraction(getattr(args, name), f"--{name.replace('_', '-')}", "0.9")
     pool = None
     if not args.no_adapt:
         # reading the documents to adapt also checks their gold labels under --strict, before minutes of encoding
@@ -377,7 +466,13 @@ def _prepare(args: argparse.Namespace, need_gold: bool = False):
     model = project.adapt(pool)
     if not args.model:
         _note_contexts(args, model)
+    if model.calibration is None and args.command == "suggest":
+        _note(args, "scores are not probabilities: the model is not calibrated (taxonomist calibrate)")
     return labels, docs, project
+
+
+def _wants_probabilities(args: argparse.Namespace) -> bool:
+    return any(getattr(args, name, None) is not None for name in ("coverage", "min_probability", "target_precision"))
 
 
 def _given_labels(args: argparse.Namespace):
@@ -431,17 +526,26 @@ def _pool(path: str, args: argparse.Namespace, label_set=None) -> list[str]:
     return sample
 
 
-def _ranked_batches(project, docs, args, k: int | None = None) -> Iterator[tuple[list, object, object]]:
-    """Documents in chunks of BATCH with their top k (default -k) label positions and scores."""
+def _ranked_batches(project, docs, args, k: int | None = None, *, select: bool = False) -> Iterator[tuple[list, object]]:
+    """Documents in chunks of BATCH with their Ranking: the top k (default -k); with `select`, what suggest's
+    --coverage, --min-probability or --target-precision choose instead."""
     from tqdm import tqdm
 
     progress = tqdm(desc="suggesting", unit=" docs", disable=args.quiet, file=sys.stderr)
     iterator = iter(docs)
+    model = project.model
     try:
         while chunk := list(islice(iterator, BATCH)):
-            ranking = project.rank([doc.text for doc in chunk], k or args.k)
+            texts = [doc.text for doc in chunk]
+            if select and args.coverage is not None:
+                ranking = model.label_sets(texts, args.coverage, args.guarantee)
+            else:
+                ranking = model.rank(texts, k or args.k)
+                if select and (args.min_probability is not None or args.target_precision is not None):
+                    ranking = model.above(ranking, min_probability=args.min_probability,
+                                          target_precision=args.target_precision)
             progress.update(len(chunk))
-            yield chunk, ranking.positions, ranking.scores
+            yield chunk, ranking
     finally:
         progress.close()
 

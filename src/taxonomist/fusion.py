@@ -198,6 +198,21 @@ def fit_fusion(scores: Mapping[str, np.ndarray], counts: np.ndarray, truth: np.n
     return linear if top1_hits(linear.decision(scores, counts), truth, weights) >= zero_shot else None
 
 
+def cross_fitted(fusion: Fusion | BoostedFusion, scores: Mapping[str, np.ndarray], counts: np.ndarray,
+                 truth: np.ndarray, random_state: int = 0) -> np.ndarray:
+    """Log-odds of every held-out pair from a fusion like `fusion` fitted on the other half of the documents (the
+    halves of fit_fusion), so that what calibration learns from is scored by a fusion that never saw it."""
+    halves = np.random.default_rng(random_state).permutation(len(truth)) % 2 == 0
+    logits = np.full(truth.shape, -np.inf, dtype=np.float32)
+    for train in (halves, ~halves):
+        if not train.any() or train.all() or not truth[train].any():
+            continue
+        half = type(fusion)(**params_of(fusion)).fit({name: v[train] for name, v in scores.items()}, counts[train],
+                                                     truth[train])
+        logits[~train] = half.decision({name: v[~train] for name, v in scores.items()}, counts[~train])
+    return logits
+
+
 def _half_hits(kind: type, scores: Mapping[str, np.ndarray], counts: np.ndarray, truth: np.ndarray,
                weights: np.ndarray | None, train: np.ndarray, test: np.ndarray) -> float:
     rows = {name: values[train] for name, values in scores.items()}

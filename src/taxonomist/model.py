@@ -10,8 +10,8 @@ What a suggestion's numbers mean:
   labels each get a small one (`Ranking.kind` "posterior"). With examples it is the fusion's estimate that the
   label applies, learnt on held-out examples, one label at a time ("fused"); it has not been checked against
   outcomes, so it is not called a probability.
-- `probability` is the calibrated probability that the label applies, present only when the model has a
-  calibrator; otherwise None.
+- `probability` is the calibrated probability that the label applies (calibrate.py), present only when the
+  model has a calibration; otherwise None. Of all suggestions with probability 0.8, about 8 in 10 are right.
 """
 
 from __future__ import annotations
@@ -20,11 +20,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
+import scipy.sparse as sp
 
 from .adapt import Adaptation, Hierarchy
+from .calibrate import Calibration, Calibrator, Outcomes, band_of, check_fraction
 from .config import Config
 from .encoders.base import Encoder
-from .errors import NotSupportedError
+from .errors import InputError, NotSupportedError
 from .fusion import BoostedFusion, Fusion
 from .labels import Label, LabelSet, label_counts
 from .record import OutOfFold
@@ -45,13 +47,23 @@ class Suggestion:
 
 @dataclass(frozen=True)
 class Ranking:
-    """Top-k label positions per document (int64 (n, k), -1 pads) and their scores (float32, best first; see the
+    """Label positions per document (int64 (n, k), -1 pads) and their scores (float32, best first; see the
     module for what `kind` says they are); `probabilities` only from a calibrated model."""
 
     positions: np.ndarray
     scores: np.ndarray
     kind: str
     probabilities: np.ndarray | None = None
+
+    def keep(self, mask: np.ndarray) -> "Ranking":
+        """Only the entries where `mask` holds, still best first, the rest of each row padding."""
+        mask = mask & (self.positions >= 0)
+        order = np.argsort(~mask, axis=1, kind="stable")  # kept entries first, in their order
+        width = max(1, int(mask.sum(axis=1).max(initial=0)))
+        take = lambda a, fill: np.where(np.take_along_axis(mask, order, axis=1),
+                                        np.take_along_axis(a, order, axis=1), fill)[:, :width]
+        return Ranking(take(self.positions, -1), take(self.scores, -np.inf).astype(np.float32), self.kind,
+                       None if self.probabilities is None else take(self.probabilities, 0.0).astype(np.float32))
 
 
 @dataclass(frozen=True)
@@ -60,7 +72,7 @@ class Model:
     finds it again; None for an encoder object. `adaptation`: fitted on an unlabeled pool, or None (then a batch
     of several documents is adapted to as it is ranked, where `config.adapt.batch` says so). `documents`: the
     number of examples it learnt from. `record`: the held-out scores training computed (None without examples
-    enough to hold some out). `calibrator`: the slot for calibrated probabilities."""
+    enough to hold some out). `calibration`: what turns its scores into probabilities and label sets."""
 
     labels: LabelSet
     encoder: Encoder
@@ -71,7 +83,7 @@ class Model:
     fusion: Fusion | BoostedFusion | None = None
     documents: int = 0
     record: OutOfFold | None = None
-    calibrator: object | None = None
+    calibration: Calibration | None = None
     show_progress: bool = False  # a progress bar while encoding: how it is used, not what it is
 
     @property
@@ -86,24 +98,67 @@ class Model:
 
     # ------------------------------------------------------------------ ranking
     def rank(self, texts: Sequence[str], k: int = 5) -> Ranking:
+        """Each document's `k` best labels."""
+        matrix, kind = self._scored(texts)
+        return self._ranking(*csr_top_k(matrix, k), kind)
+
+    def candidates(self, texts: Sequence[str]) -> Ranking:
+        """Every label the model scored for each document (its candidates), best first."""
+        matrix, kind = self._scored(texts)
+        return self._ranking(*csr_top_k(matrix, max(1, int(np.diff(matrix.indptr).max(initial=0)))), kind)
+
+    def probabilities(self, texts: Sequence[str]) -> sp.csr_matrix:
+        """(n, L) calibrated probability of every candidate label of each document (0 elsewhere): the
+        `predict_proba` of a calibrated model."""
+        self.require_calibration("probabilities")
+        ranking = self.candidates(texts)
+        return to_csr(ranking.positions, ranking.probabilities, len(self.labels))
+
+    def label_sets(self, texts: Sequence[str], coverage: float, guarantee: str = "label") -> Ranking:
+        """Conformal label sets (see calibrate.py for what each `guarantee` promises at `coverage`): each
+        document's candidates whose score reaches their band's threshold, best first; sizes vary."""
+        calibration = self.require_calibration("label sets of a stated coverage")
+        thresholds = calibration.set_thresholds(coverage, guarantee).by_band
+        ranking = self.candidates(texts)
+        bands = calibration.calibrator.band_of(ranking.positions)
+        return ranking.keep(ranking.scores >= thresholds[bands])
+
+    def above(self, ranking: Ranking, *, min_probability: float | None = None,
+              target_precision: float | None = None) -> Ranking:
+        """The suggestions of `ranking` whose probability is at least `min_probability`, or reaches the threshold
+        at which the calibration documents' suggestions were right `target_precision` of the time."""
+        calibration = self.require_calibration("probabilities")
+        if min_probability is not None:
+            check_fraction(min_probability, "the minimum probability", "0.5")
+            return ranking.keep(ranking.probabilities >= min_probability)
+        thresholds = calibration.precision_thresholds(target_precision)
+        return ranking.keep(ranking.probabilities >= thresholds[calibration.calibrator.band_of(ranking.positions)])
+
+    def suggest(self, texts: Sequence[str], k: int = 5) -> list[list[Suggestion]]:
+        return suggestions_of(self.rank(texts, k), self.labels)
+
+    def _scored(self, texts: Sequence[str]):
+        """(n, L) CSR of every candidate's score, and what the scores are."""
         batch = self._batch(list(texts))
         adaptation = self._adaptation(batch)
         if self.fusion is None:
-            positions, scores = csr_top_k(self.scoring.zero_shot(batch, adaptation), k)
-            return Ranking(positions, scores, POSTERIOR)
+            return self.scoring.zero_shot(batch, adaptation), POSTERIOR
         candidates, scores = self.scoring.fusion_inputs(batch, adaptation)
         logits = self.fusion.decision(scores, self.counts[np.maximum(candidates, 0)])
         probabilities = 1 / (1 + np.exp(-np.clip(logits, -30, 30)))
-        fused = to_csr(candidates, np.where(candidates >= 0, probabilities, 0), len(self.labels))
-        return Ranking(*csr_top_k(fused, k), FUSED)
+        return to_csr(candidates, np.where(candidates >= 0, probabilities, 0), len(self.labels)), FUSED
 
-    def suggest(self, texts: Sequence[str], k: int = 5) -> list[list[Suggestion]]:
-        ranking = self.rank(texts, k)
-        ids, names = self.labels.ids, self.labels.names
-        probabilities = ranking.probabilities
-        return [[Suggestion(ids[p], names[p], float(s), None if probabilities is None else float(probabilities[i, j]))
-                 for j, (p, s) in enumerate(zip(row_p, row_s)) if p >= 0]
-                for i, (row_p, row_s) in enumerate(zip(ranking.positions, ranking.scores))]
+    def _ranking(self, positions: np.ndarray, scores: np.ndarray, kind: str) -> Ranking:
+        calibration = self.calibration
+        probabilities = None if calibration is None else calibration.probabilities(positions, scores)
+        return Ranking(positions, scores, kind, probabilities)
+
+    def require_calibration(self, what: str) -> Calibration:
+        if self.calibration is None:
+            raise NotSupportedError(f"this model has no calibration, so it cannot give {what}",
+                                    fix="calibrate it on labelled documents: taxonomist calibrate --model M --docs "
+                                        "checked.jsonl (a model trained with held-out examples is calibrated on them)")
+        return self.calibration
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         return self.encoder.encode(list(texts), show_progress=self.show_progress)
@@ -130,6 +185,24 @@ class Model:
         return Adaptation()
 
     # ------------------------------------------------------------------ new models from this one
+    def with_calibration(self, calibration: Calibration | None) -> "Model":
+        return replace(self, calibration=calibration)
+
+    def calibrated(self, texts: Sequence[str], label_ids: Sequence[Sequence[str]],
+                   calibrator: Calibrator | None = None) -> "Model":
+        """This model calibrated on labelled documents it did not learn from (see calibrate.py), replacing any
+        earlier calibration. Labels are banded by their training examples, or, without examples, by their
+        frequency in these documents."""
+        gold = self.labels.matrix(label_ids)
+        if not gold.nnz:
+            raise InputError(f"none of the {len(label_ids):,} calibration documents has gold labels",
+                             fix="give each document a 'labels' field (JSONL) or column (CSV, TSV) of label ids")
+        ranking = self.candidates(texts)
+        counts = self.counts if self.counts is not None else label_counts(gold)
+        return self.with_calibration(Calibration.fit(Outcomes.of(ranking.positions, ranking.scores, gold),
+                                                     band_of(counts), f"{len(label_ids):,} labelled documents",
+                                                     calibrator))
+
     def adapted(self, texts: Sequence[str]) -> "Model":
         """This model adapted to unlabeled texts (the corpus about to be ranked): label priors, the neighbour graph
         and self-training, replacing what an earlier pool taught; no texts: no adaptation."""
@@ -181,3 +254,10 @@ class Model:
                           hierarchy=Hierarchy.for_labels(label_set, self.config.label_text.hierarchy))
         adaptation = None if self.adaptation is None else self.adaptation.with_labels(n_new)
         return replace(self, labels=label_set, scoring=scoring, adaptation=adaptation)
+
+
+def suggestions_of(ranking: Ranking, labels: LabelSet) -> list[list[Suggestion]]:
+    ids, names, probabilities = labels.ids, labels.names, ranking.probabilities
+    return [[Suggestion(ids[p], names[p], float(s), None if probabilities is None else float(probabilities[i, j]))
+             for j, (p, s) in enumerate(zip(row_p, row_s)) if p >= 0]
+            for i, (row_p, row_s) in enumerate(zip(ranking.positions, ranking.scores))]

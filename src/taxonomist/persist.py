@@ -3,7 +3,7 @@ pickle, no training data needed. store.py makes the folder atomic and verified.
 
 Entries: labels.json; scorer-NAME for each scorer (scorers/registry.py); transform-NAME for each kept transform
 (adapt.SAVED); fusion (its kind in the manifest); examples (examples per label); record (the out-of-fold record);
-encoder (a fine-tuned encoder, which nothing else could reproduce). The manifest's meta holds the configuration,
+calibration (calibrate.py); encoder (a fine-tuned encoder, which nothing else could reproduce). The manifest's meta holds the configuration,
 the encoder's name and identity, the label set's fingerprint and which parts there are.
 """
 
@@ -17,6 +17,7 @@ from typing import Any
 
 from . import encoders
 from .adapt import SAVED, Adaptation, Hierarchy
+from .calibrate import Calibration
 from .config import Config
 from .encoders.base import Encoder
 from .encoders.fine_tune import is_tuned, load_tuned, save_tuned
@@ -44,6 +45,8 @@ def write_model(model: Model, path: str | Path) -> None:
         parts["examples"] = lambda folder: write_state(folder, counts=model.counts)
     if model.record is not None:
         parts["record"] = model.record.save
+    if model.calibration is not None:
+        parts["calibration"] = model.calibration.save
     tuned = is_tuned(model.encoder.identity)
     if tuned:  # the model carries the encoder it tuned: nothing else could reproduce its vectors
         parts["encoder"] = lambda folder: save_tuned(model.encoder, folder)
@@ -91,9 +94,11 @@ def read_model(path: str | Path, *, encoder: str | Encoder | None = None, labels
                       len(saved_labels), counts, getattr(encoder_, "static", False))
     transforms = {name: SAVED[name].load(stored.entry(f"transform-{name}")) for name in parts["transforms"]}
     fusion = FUSIONS[parts["fusion"]].load(stored.entry("fusion")) if parts["fusion"] else None
-    record = OutOfFold.load(stored.entry("record")) if "record" in stored.manifest["entries"] else None
+    entries = stored.manifest["entries"]
+    record = OutOfFold.load(stored.entry("record")) if "record" in entries else None
+    calibration = Calibration.load(stored.entry("calibration")) if "calibration" in entries else None
     return Model(saved_labels, encoder_, spec, config, scoring, Adaptation(**transforms) if transforms else None,
-                 fusion, documents=meta["documents"], record=record)
+                 fusion, documents=meta["documents"], record=record, calibration=calibration)
 
 
 def _encoder(stored: Any, encoder: str | Encoder | None, path: str | Path) -> tuple[Encoder, str | None]:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from . import encoders
+from .calibrate import Calibrator
 from .config import Config
 from .errors import InputError, NotSupportedError
 from .labels import Label, LabelSet
@@ -115,6 +116,21 @@ class Project:
         with self._lock:
             return self._commit(self.model.with_labels(labels))
 
+    def calibrate(self, texts: Sequence[str], label_ids: Sequence[Sequence[str]], *,
+                  calibrator: Calibrator | None = None) -> Model:
+        """Calibrate the current model (as adapted to the corpus at hand) on labelled documents it did not learn
+        from (Model.calibrated), and save the calibration with the model as it was loaded."""
+        with self._lock:
+            model = self.model.calibrated(texts, label_ids, calibrator)
+            saved = self._loaded() if self._has_folder_model() else model
+            return self._commit(model, saved.with_calibration(model.calibration))
+
+    def save(self, model_dir: str | Path) -> None:
+        """Write the current model to `model_dir`, which becomes this project's folder."""
+        with self._lock:
+            self.model_dir = Path(model_dir)
+            self._commit(self.model)
+
     def info(self) -> dict[str, Any]:
         """What the project is: its model's labels, encoder, examples and parts (Annif's project dump)."""
         model = self.model
@@ -126,17 +142,23 @@ class Project:
                 "is_trained": counts is not None, "documents": model.documents,
                 "labels_with_examples": 0 if counts is None else int((counts > 0).sum()),
                 "scorers": list(model.scoring.scorers), "fusion": None if model.fusion is None else model.fusion.kind,
-                "calibrated": model.calibrator is not None, "contexts": list(model.contexts),
+                "calibration": None if model.calibration is None else model.calibration.source,
+                "contexts": list(model.contexts),
                 "checksum": None if manifest is None else hashlib.sha256(manifest.read_bytes()).hexdigest(),
                 "allow_learning": self.allow_learning}
 
     # ------------------------------------------------------------------ steps
-    def _commit(self, model: Model) -> Model:
+    def _commit(self, model: Model, saved: Model | None = None) -> Model:
+        """`model` becomes current once `saved` (the same model as the folder keeps it: `model` itself, or, for a
+        change that must not save what the model adapted to, the model as loaded with that change) is written."""
         if self.model_dir is not None:
-            write_model(model, self.model_dir)
+            write_model(saved or model, self.model_dir)
         self._model = model
         self.labels = model.labels
         return model
+
+    def _has_folder_model(self) -> bool:
+        return self.model_dir is not None and (self.model_dir / MANIFEST).is_file()
 
     def _loaded(self) -> Model:
         model = read_model(self.model_dir, encoder=self.encoder, labels=self.labels)

@@ -15,6 +15,7 @@ from matplotlib.figure import Figure
 
 from .atomic import atomic_write
 from .evaluate import Evaluation
+from .reliability import Confidence
 
 _CSS = """
 body { font: 15px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; color: #222; max-width: 980px;
@@ -32,14 +33,60 @@ _RIGHT, _WRONG, _ALL = "#2e7d32", "#c62828", "#546e7a"
 
 
 def write_report(evaluation: Evaluation, path: str | os.PathLike[str], *, title: str,
-                 extra: dict[str, Any] | None = None) -> Path:
+                 extra: dict[str, Any] | None = None, confidence: Confidence | None = None) -> Path:
     """Write the report atomically: an interrupted write leaves any previous report as it was."""
     path = Path(path)
-    atomic_write(path, _page(evaluation, title, extra or {}), parents=True)
+    atomic_write(path, _page(evaluation, title, extra or {}, confidence), parents=True)
     return path
 
 
-def _page(ev: Evaluation, title: str, extra: dict[str, Any]) -> str:
+def _probabilities(confidence: Confidence | None) -> str:
+    """The reliability diagram and coverage against set size of a calibrated model, else why there are none."""
+    if confidence is None or confidence.calibration is None:
+        return "<p class=\"hint\">The model is not calibrated: its scores are not probabilities (taxonomist calibrate).</p>"
+    r = confidence.reliability
+    numbers = ", ".join(f"{k} {v:.4f}" for k, v in (r.ece | r.brier).items())
+    return (f"<p class=\"sub\">Calibration: {html.escape(confidence.calibration)}. {numbers}.</p>"
+            f"{_img(_reliability_plot(confidence), 'reliability diagram')}"
+            f"{_img(_coverage_plot(confidence), 'coverage against set size')}")
+
+
+def _reliability_plot(confidence: Confidence) -> Figure:
+    fig, ax = _figure()
+    curve = confidence.reliability.curve
+    points = [(p, r, n) for p, r, n in zip(curve["probability"], curve["right"], curve["pairs"]) if n]
+    ax.plot([0, 1], [0, 1], color="#999", linestyle="--", linewidth=1, label="perfectly calibrated")
+    if points:
+        p, r, n = map(np.array, zip(*points))
+        ax.plot(p, r, color=_ALL, marker="o", linewidth=1.6, label="top-5 suggestions")
+        ax.scatter(p, r, s=10 + 200 * n / n.max(), color=_ALL, alpha=0.3)
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("probability given (bin mean; marker area: suggestions in the bin)")
+    ax.set_ylabel("share right")
+    ax.legend(frameon=False, loc="upper left")
+    return fig
+
+
+def _coverage_plot(confidence: Confidence) -> Figure:
+    fig, ax = _figure()
+    if confidence.curve:
+        sizes = [c["mean_size"] for c in confidence.curve]
+        achieved = [100 * c["coverage"] for c in confidence.curve]
+        ax.plot(sizes, achieved, color=_ALL, marker="o", label="conformal sets (each true label)")
+        ax.scatter(sizes, [100 * c["requested"] for c in confidence.curve], color="#222", marker="_", s=200,
+                   label="coverage asked for")
+        ax.axhline(100 * confidence.recall, color=_WRONG, linestyle=":", linewidth=1,
+                   label="candidates' recall (the cap)")
+        ax.legend(frameon=False, loc="lower right")
+    else:
+        _no_data(ax)
+    ax.set_xlabel("mean set size (labels per document)")
+    ax.set_ylabel("gold labels inside (%)")
+    return fig
+
+
+def _page(ev: Evaluation, title: str, extra: dict[str, Any], confidence: Confidence | None = None) -> str:
     esc = html.escape
     ranking = _table(["", *(f"@{k}" for k in ev.ks)],
                      [[name, *(ev.metrics[f"{name}@{k}"] for k in ev.ks)] for name in ("P", "nDCG", "PSP", "R")])
@@ -71,6 +118,8 @@ the set metrics count every suggestion scoring at least the threshold.</p>
 <h2>Confidence</h2>
 {_img(_top1_plot(ev), "top-1 score, right versus wrong")}
 {_img(_topk_plot(ev), "all suggestion scores")}
+<h2>Probabilities and label sets</h2>
+{_probabilities(confidence)}
 <h2>Settings</h2>
 {_table(["setting", "value"], [[str(k), str(v)] for k, v in settings.items()], align_right=False)}
 </body></html>

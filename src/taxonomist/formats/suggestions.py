@@ -13,9 +13,9 @@ from typing import TextIO
 FORMATS = ("tsv", "csv", "jsonl")
 ANNIF = "annif"
 ANNIF_SUFFIX = ".annif"  # Annif's `index` writes NAME.annif beside NAME.txt
-COLUMNS = ("doc_id", "rank", "label_id", "label", "score")
+COLUMNS = ("doc_id", "rank", "label_id", "label", "score", "probability")
 
-Row = tuple[str, int, str, str, float]
+Row = tuple[str, int, str, str, float, float | None]  # probability: None from a model that is not calibrated
 Hit = tuple[str, str, str, float]  # one suggestion of a document: label id (URI), label, notation, score
 
 
@@ -27,7 +27,8 @@ def write_rows(rows: Iterable[Row], handle: TextIO, fmt: str, *, header: bool = 
     writer = csv.writer(handle, delimiter="\t" if fmt == "tsv" else ",", lineterminator="\n")
     if header:
         writer.writerow(COLUMNS)
-    writer.writerows((d, r, lid, name, f"{score:.4f}") for d, r, lid, name, score in rows)
+    writer.writerows((d, r, lid, name, f"{score:.4f}", "" if p is None else f"{p:.4f}")
+                     for d, r, lid, name, score, p in rows)
 
 
 def write_annif_hits(hits: Iterable[Hit], handle: TextIO) -> None:

@@ -14,11 +14,12 @@ from dataclasses import replace
 import numpy as np
 
 from ..adapt import Hierarchy
+from ..calibrate import Calibration, Outcomes, band_of
 from ..config import Config
 from ..context import domain_words
 from ..encoders.base import Encoder
 from ..errors import InputError
-from ..fusion import fit_fusion
+from ..fusion import cross_fitted, fit_fusion
 from ..labels import LabelSet, label_counts
 from ..model import Model
 from ..record import OutOfFold
@@ -79,8 +80,10 @@ class Trainer:
         scoring = Scoring({name: scorers[name] for name in config.scorers if name in scorers}, hierarchy, config,
                           len(labels), label_counts(targets) if examples else None, static)
         adaptation = None if pool is None else scoring.adapt(Batch(list(unlabeled), pool))
-        return Model(labels, encoder, encoder_spec, config, scoring, adaptation, self._fusion(record),
-                     documents=len(texts), record=record, show_progress=self.show_progress)
+        fusion = self._fusion(record)
+        return Model(labels, encoder, encoder_spec, config, scoring, adaptation, fusion, documents=len(texts),
+                     record=record, calibration=self._calibration(record, fusion, scoring.counts),
+                     show_progress=self.show_progress)
 
     def _label_scorers(self, data: FitInput, *, fusion_only: bool) -> dict[str, Scorer]:
         """The scorers that learn from the label texts alone; those whose evidence only a fusion weighs are
@@ -123,6 +126,23 @@ class Trainer:
             return None
         return fit_fusion(record.scores, record.counts, truth, random_state=self.config.random_state,
                           boosted_min_docs=self.config.train.boosted_min_docs)
+
+    def _calibration(self, record: OutOfFold | None, fusion, counts: np.ndarray | None) -> Calibration | None:
+        """Calibration on the held-out documents, their pairs scored as the model scores (by a fusion fitted
+        without them); None without a record, or when its suggestions are all right or all wrong."""
+        if record is None:
+            return None
+        if fusion is None:  # the model ranks by its zero-shot posteriors
+            scores = np.exp(record.scores["zero_shot"])
+        else:
+            logits = cross_fitted(fusion, record.scores, record.counts, record.truth, self.config.random_state)
+            scores = 1 / (1 + np.exp(-np.clip(logits, -30, 30)))
+        outcomes = Outcomes.of(record.candidates, scores, record.gold)
+        try:
+            return Calibration.fit(outcomes, band_of(counts),
+                                   source=f"out-of-fold record ({outcomes.n_docs:,} held-out documents)")
+        except InputError:
+            return None
 
     def _encode(self, encoder: Encoder, texts: Sequence[str]) -> np.ndarray:
         return encoder.encode(list(texts), show_progress=self.show_progress)
