@@ -180,11 +180,13 @@ def _log_odds(scores: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class Thresholds:
-    """Score thresholds per band (a label is in a set when its score reaches its band's), and which bands fell
-    back to the pooled threshold for want of calibration labels."""
+    """Score thresholds per band (a label is in a set when its score reaches its band's); the bands that fell
+    back to the pooled threshold for want of calibration labels; and those whose true labels the candidate lists
+    miss too often for the level, so that every candidate of theirs is in the sets and still falls short."""
 
     by_band: np.ndarray
     pooled_bands: tuple[int, ...] = ()
+    capped_bands: tuple[int, ...] = ()
 
 
 class Conformal:
@@ -212,14 +214,17 @@ class Conformal:
                              fix="choose 'label' (each true label), 'set' (all of a document's labels) or 'fnr'")
         if guarantee == "label":
             pooled = self._quantile(self.scores_, alpha, "true labels")
-            by_band, fallback = np.full(N_BANDS, pooled), []
+            by_band, fallback, capped = np.full(N_BANDS, pooled), [], []
             for b in range(N_BANDS):
                 mine = self.scores_[self.bands_ == b]
-                if len(mine) >= _needed(alpha):
+                if len(mine) < _needed(alpha):
+                    fallback += [b] if len(mine) else []
+                    continue
+                try:
                     by_band[b] = self._quantile(mine, alpha, "true labels")
-                elif len(mine):
-                    fallback.append(b)
-            return Thresholds(by_band, tuple(fallback))
+                except NotSupportedError:
+                    by_band[b], capped = -np.inf, capped + [b]
+            return Thresholds(by_band, tuple(fallback), tuple(capped))
         per_doc = self._per_document()
         if guarantee == "set":
             worst = np.array([scores.min() for scores in per_doc])
