@@ -235,3 +235,27 @@ def test_eval_reports_reliability_and_sets_by_band(calibrated, capsys, tmp_path)
     assert confidence["sets"]["by_band"] and confidence["curve"]
     page = report.read_text()
     assert 'alt="reliability diagram"' in page and 'alt="coverage against set size"' in page
+
+
+def test_a_weak_band_is_covered_by_its_own_threshold_and_a_band_out_of_reach_does_not_sink_the_whole() -> None:
+    bands = np.where(np.arange(N_LABELS) < 10, 1, 3)
+    weak = lambda s: 0.5 * s  # noqa: E731
+    outcomes, gold = synthetic(2000, 0, truth_of=weak)
+    # band 1's true labels score lower than band 3's: a pooled threshold would leave many of them out
+    scores = np.where(bands[outcomes.candidates] == 1, outcomes.scores * 0.3, outcomes.scores).astype(np.float32)
+    shifted = Outcomes(outcomes.candidates, scores, outcomes.truth, outcomes.missed_docs, outcomes.missed_labels)
+    cal, ev = np.arange(1000), np.arange(1000, 2000)
+    thresholds = Conformal().fit(_rows(shifted, cal), bands).thresholds(0.9)
+    assert thresholds.by_band[1] < thresholds.by_band[3]
+    inside = shifted.truth[ev] & (shifted.scores[ev] >= thresholds.by_band[bands[shifted.candidates[ev]]])
+    in_band = bands[shifted.candidates[ev]]
+    for b in (1, 3):
+        assert inside[in_band == b].sum() / shifted.truth[ev][in_band == b].sum() >= 0.88
+    # band 1's labels mostly outside the candidates: out of its reach, it must not pull the whole below 0.9
+    never = (bands[shifted.candidates] == 1) & (np.random.default_rng(1).random(shifted.truth.shape) < 0.5)
+    candidates = np.where(never, -1, shifted.candidates)
+    hidden = Outcomes.of(candidates, np.where(never, -np.inf, shifted.scores), gold)
+    result = Conformal().fit(_rows(hidden, cal), bands).thresholds(0.8)
+    assert 1 in result.capped_bands
+    covered = hidden.truth[ev] & (hidden.scores[ev] >= result.by_band[bands[np.maximum(hidden.candidates[ev], 0)]])
+    assert covered.sum() / (hidden.truth[ev].sum() + np.isin(hidden.missed_docs, ev).sum()) >= 0.78

@@ -119,6 +119,17 @@ BOOSTED_MIN_DOCS = 2000
 # the best 5 score P@1 72.41 against 72.53 there and 70.98 against 70.75 on foldoc (within run-to-run noise),
 # and take the trees' share of ranking 16.7k documents from 2.4 to 1.4 s.
 BOOSTED_TOP = 5
+# The pairs the trees do not score are put below every scored one, in the order of their zero-shot log posterior
+# (at most 0, at least log 1e-6): a threshold deep in a document's list (a label set of high coverage) then takes
+# them best first instead of all of them at once, tied. Trees' raw scores stay far above it.
+UNSCORED = -40.0
+# Log-odds are clipped to this before the sigmoid: wide enough to keep the unscored pairs' order in float32.
+LOGIT_RANGE = 60.0
+
+
+def probability(logits: np.ndarray) -> np.ndarray:
+    """sigmoid(log-odds), -inf (padding) giving 0."""
+    return 1 / (1 + np.exp(-np.clip(logits, -LOGIT_RANGE, LOGIT_RANGE)))
 
 
 @dataclass
@@ -153,12 +164,15 @@ class BoostedFusion:
         return self
 
     def decision(self, scores: Mapping[str, np.ndarray], counts: np.ndarray) -> np.ndarray:
-        """Log-odds (n, C) that each candidate applies; -inf at padding."""
+        """Log-odds (n, C) that each candidate applies; -inf at padding; pairs outside every scorer's best `top`
+        below all others (see UNSCORED)."""
         import lightgbm as lgb
 
         booster = lgb.Booster(model_str=self.model_.tobytes().decode())
         features, kept = _rank_features(scores, counts, self.scorers_, self.top)
-        logits = np.full(kept.shape, -np.inf, dtype=np.float32)
+        valid = np.isfinite(scores[self.scorers_[0]])
+        below = UNSCORED + (scores["zero_shot"] if "zero_shot" in scores else 0.0)
+        logits = np.where(valid, below, -np.inf).astype(np.float32)
         if len(features):
             logits[kept] = booster.predict(features, raw_score=True)
         return logits

@@ -27,7 +27,7 @@ from .calibrate import Calibration, Calibrator, Outcomes, band_of, check_fractio
 from .config import Config
 from .encoders.base import Encoder
 from .errors import InputError, NotSupportedError
-from .fusion import BoostedFusion, Fusion
+from .fusion import BoostedFusion, Fusion, probability
 from .labels import Label, LabelSet, label_counts
 from .record import OutOfFold
 from .scorers.base import Batch, FitInput
@@ -145,8 +145,7 @@ class Model:
             return self.scoring.zero_shot(batch, adaptation), POSTERIOR
         candidates, scores = self.scoring.fusion_inputs(batch, adaptation)
         logits = self.fusion.decision(scores, self.counts[np.maximum(candidates, 0)])
-        probabilities = 1 / (1 + np.exp(-np.clip(logits, -30, 30)))
-        return to_csr(candidates, np.where(candidates >= 0, probabilities, 0), len(self.labels)), FUSED
+        return to_csr(candidates, np.where(candidates >= 0, probability(logits), 0), len(self.labels)), FUSED
 
     def _ranking(self, positions: np.ndarray, scores: np.ndarray, kind: str) -> Ranking:
         calibration = self.calibration

@@ -15,13 +15,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import taxonomist
+
 from . import encoders
 from .adapt import SAVED, Adaptation, Hierarchy
 from .calibrate import Calibration
 from .config import Config
 from .encoders.base import Encoder
 from .encoders.fine_tune import is_tuned, load_tuned, save_tuned
-from .errors import ModelError
+from .errors import InputError, ModelError
 from .fusion import FUSIONS
 from .labels import Label, LabelSet
 from .model import Model
@@ -71,8 +73,20 @@ def write_model(model: Model, path: str | Path) -> None:
 
 def read_model(path: str | Path, *, encoder: str | Encoder | None = None, labels: LabelSet | None = None) -> Model:
     """The model saved at `path`; `labels`, when given, must be the label set it was saved with; `encoder`, when
-    given, replaces the one it names (it must be the same encoder)."""
+    given, replaces the one it names (it must be the same encoder). Its files pass their checksums, so a part
+    that does not hold what this version reads was written by another version: refused with the advice to
+    retrain, never a traceback."""
     stored = load_model(path)
+    try:
+        return _read(stored, path, encoder, labels)
+    except (KeyError, TypeError, ValueError, IndexError) as error:
+        if isinstance(error, InputError):
+            raise
+        raise ModelError(f"the model holds a part this version cannot read ({type(error).__name__}: {error})",
+                         where=str(path), fix=f"retrain it with this taxonomist ({taxonomist.__version__})") from None
+
+
+def _read(stored: Any, path: str | Path, encoder: str | Encoder | None, labels: LabelSet | None) -> Model:
     meta = stored.meta
     saved_labels = LabelSet([Label(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
                              for d in json.loads(stored.entry("labels.json").read_text(encoding="utf-8"))])

@@ -19,7 +19,7 @@ from ..config import Config
 from ..context import domain_words
 from ..encoders.base import Encoder
 from ..errors import InputError
-from ..fusion import cross_fitted, fit_fusion
+from ..fusion import cross_fitted, fit_fusion, probability
 from ..labels import LabelSet, label_counts
 from ..model import Model
 from ..record import OutOfFold
@@ -136,7 +136,7 @@ class Trainer:
             scores = np.exp(record.scores["zero_shot"])
         else:
             logits = cross_fitted(fusion, record.scores, record.counts, record.truth, self.config.random_state)
-            scores = 1 / (1 + np.exp(-np.clip(logits, -30, 30)))
+            scores = probability(logits)
         outcomes = Outcomes.of(record.candidates, scores, record.gold)
         try:
             return Calibration.fit(outcomes, band_of(counts),
