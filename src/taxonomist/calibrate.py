@@ -214,7 +214,6 @@ class Conformal:
         self.scores_ = np.concatenate([outcomes.scores[rows, cols], np.full(missed, -np.inf, np.float32)])
         labels = np.concatenate([outcomes.candidates[rows, cols], outcomes.missed_labels])
         self.bands_ = np.asarray(label_bands, dtype=np.int64)[labels]
-        self.n_docs_ = outcomes.n_docs
         self.recall_ = outcomes.recall
         return self
 
@@ -301,14 +300,14 @@ class Conformal:
 
     def save(self, folder: Path) -> None:
         write_state(folder, params=params_of(self), docs=self.docs_, scores=self.scores_, bands=self.bands_,
-                    n_docs=self.n_docs_, recall=self.recall_)
+                    recall=self.recall_)
 
     @classmethod
     def load(cls, folder: Path) -> "Conformal":
         state = read_state(folder)
         conformal = from_params(cls, state["params"])
         conformal.docs_, conformal.scores_, conformal.bands_ = state["docs"], state["scores"], state["bands"]
-        conformal.n_docs_, conformal.recall_ = int(state["n_docs"]), float(state["recall"])
+        conformal.recall_ = float(state["recall"])
         return conformal
 
 
@@ -348,10 +347,6 @@ class Calibration:
         candidates, scores, truth = outcomes.best(calibrator.top)
         return cls(calibrator, (conformal or Conformal()).fit(outcomes, label_bands), source,
                    calibrator.probabilities(candidates, scores), truth, calibrator.band_of(candidates))
-
-    @property
-    def n_docs(self) -> int:
-        return self.conformal.n_docs_
 
     def probabilities(self, candidates: np.ndarray, scores: np.ndarray) -> np.ndarray:
         return self.calibrator.probabilities(candidates, scores)

@@ -468,7 +468,26 @@ def _prepare(args: argparse.Namespace, need_gold: bool = False):
         _note_contexts(args, model)
     if model.calibration is None and args.command == "suggest":
         _note(args, "scores are not probabilities: the model is not calibrated (taxonomist calibrate)")
+    if getattr(args, "coverage", None) is not None:
+        _note_sets(args, model)
     return labels, docs, project
+
+
+def _note_sets(args: argparse.Namespace, model) -> None:
+    """Which label-frequency bands (training examples; calibration documents for a model without examples) have
+    a threshold of their own, share one, or are out of the candidates' reach."""
+    from .reliability import BAND_NAMES
+
+    thresholds = model.calibration.set_thresholds(args.coverage, args.guarantee)
+    note = f"label sets at coverage {args.coverage:g} ({args.guarantee} guarantee; calibration: " \
+           f"{model.calibration.source})"
+    if thresholds.pooled_bands:
+        note += "; the labels of frequency bands " + ", ".join(BAND_NAMES[b] for b in thresholds.pooled_bands) + \
+                " share one threshold (too few calibration labels for one each)"
+    if thresholds.capped_bands:
+        note += "; those of bands " + ", ".join(BAND_NAMES[b] for b in thresholds.capped_bands) + \
+                " are covered less: the candidates miss too many of them"
+    _note(args, note)
 
 
 def _wants_probabilities(args: argparse.Namespace) -> bool:
