@@ -27,6 +27,9 @@ demo: $(STAMP)
 	$(BIN)/taxonomist train --labels examples/tiny/labels.jsonl --docs examples/tiny/docs.jsonl --out out/model
 	printf 'I was billed two times for one order\nthe courier lost my parcel\n' | \
 		$(BIN)/taxonomist suggest --model out/model --docs - -k 3 --no-adapt
+	$(BIN)/taxonomist calibrate --labels examples/tiny/labels.jsonl --docs examples/tiny/docs.jsonl --out out/calibrated
+	$(BIN)/taxonomist suggest --model out/calibrated --docs examples/tiny/docs.jsonl --coverage 0.9 --out out/sets.tsv
+	head -n 8 out/sets.tsv
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
