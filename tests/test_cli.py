@@ -281,6 +281,21 @@ def test_out_replaces_the_previous_file_and_leaves_no_part_file(tmp_path, docs, 
     assert sorted(p.name for p in tmp_path.iterdir()) == ["docs.jsonl", "suggestions.tsv"]
 
 
+def test_a_full_disk_mid_write_is_a_clear_error_and_keeps_the_previous_file(tmp_path, docs, capsys, monkeypatch):
+    import errno
+
+    def full(rows, handle, fmt, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(suggestions, "write_rows", full)
+    out = tmp_path / "suggestions.tsv"
+    out.write_text("previous\n", encoding="utf-8")
+    fails(capsys, "suggest", "--labels", TINY_LABELS, "--docs", docs, "--out", out, where="",
+          what="No space left on device", fix="free disk space")
+    assert out.read_text(encoding="utf-8") == "previous\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["docs.jsonl", "suggestions.tsv"]
+
+
 def test_out_keeps_the_previous_file_when_interrupted_mid_write(tmp_path, docs, capsys, monkeypatch):
     monkeypatch.setattr(cli, "BATCH", 1)
     real_write, calls = suggestions.write_rows, []

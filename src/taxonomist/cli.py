@@ -33,6 +33,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # e.g. `taxonomist suggest ... | head`
         sys.stderr.close()
         return 0
+    except OSError as error:  # the system refused a read or write midway (a full disk): what any file write keeps
+        where = f"{error.filename}: " if error.filename else ""
+        print(f"taxonomist: error: {where}{error.strerror or error}\n  fix: check free disk space and permissions, "
+              "then run again; files being written keep their previous content", file=sys.stderr)
+        return 2
 
 
 # ---------------------------------------------------------------------------- arguments
