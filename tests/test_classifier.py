@@ -193,3 +193,37 @@ def test_self_training_with_a_single_pseudo_label_class(hashing_encoder, labels:
     pool = [f"apple pie number {word}" for word in EXTRA * 2]
     positions, _ = Classifier(labels).fit(unlabeled=pool).rank(["apple pie"], k=1)
     assert positions[0, 0] == 0
+
+
+def test_auto_hierarchy_reads_the_examples_then_the_documents_and_says_why(hashing_encoder) -> None:
+    from taxonomist.config import Config
+    from taxonomist.train import Trainer
+
+    specific = [["dog"], ["cat"], ["truck"]] * 12  # documents carry their most specific label only
+    with_parents = [[i, "animal" if i in ("dog", "cat") else "vehicle"] for [i] in specific]
+    texts = [f"the {ids[0]} {w}" for ids, w in zip(specific, ["runs", "sleeps", "drives"] * 12)]
+    config = Config.from_options(context="", supervised=("prototypes",))
+    for label_ids, mode in ((specific, "off"), (with_parents, "broad")):
+        model = Trainer(config).fit(TREE, HashingEncoder(), texts, label_ids)
+        (decision,) = model.decisions
+        assert (decision.step, decision.choice) == ("hierarchy", mode) and "examples" in decision.why
+    alone = Trainer(config).fit(TREE, HashingEncoder())
+    assert alone.hierarchy_mode == "off" and "no examples or documents" in alone.decisions[0].why
+    flat = Trainer(config).fit(FLAT, HashingEncoder(), unlabeled=POOL)
+    assert flat.decisions[0].why == "the label set is flat"
+    asked = Trainer(Config.from_options(context="", hierarchy="broad")).fit(TREE, HashingEncoder())
+    assert asked.hierarchy_mode == "broad" and asked.decisions[0].why == "asked for"
+
+
+def test_auto_hierarchy_refuses_broad_when_it_would_collapse_the_documents_onto_the_parents(hashing_encoder) -> None:
+    from taxonomist.config import Config
+    from taxonomist.train import Trainer
+
+    kinds = {"animal": ("dog", "cat", "horse", "goat", "sheep", "mouse", "owl", "frog"),
+             "vehicle": ("truck", "bicycle", "tram", "ferry", "van", "taxi", "scooter", "canoe")}
+    tree = LabelSet([Label(p, p) for p in kinds] + [Label(c, c, parents=(p,)) for p, cs in kinds.items() for c in cs])
+    # documents about one specific animal or vehicle each: "broad" would file them all under the two parents
+    pool = [f"the {c} {x}" for cs in kinds.values() for c in cs for x in ("runs", "sleeps", "eats", "rests")]
+    model = Trainer(Config.from_options(context="")).fit(tree, HashingEncoder(), unlabeled=pool)
+    assert model.hierarchy_mode == "off", model.decisions
+    assert "spread over 2 labels" in model.decisions[0].why

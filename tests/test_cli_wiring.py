@@ -46,8 +46,10 @@ def test_context_hierarchy_and_encoder_reach_the_model(capsys, projects):
     assert "domain context for bare label names: retail, shop" in err
     assert model.config.label_text.hierarchy == "off" and model.scoring.hierarchy is None
     assert model.encoder_spec == "static"  # the spec the encoder was resolved from
-    run(capsys, "suggest", "--labels", TINY_LABELS, "--docs", TINY_DOCS, "--format", "jsonl")
-    assert projects[-1].model.scoring.hierarchy is not None  # the tiny label set is a tree: "broad" by default
+    code, _, err = run(capsys, "suggest", "--labels", TINY_LABELS, "--docs", TINY_DOCS, "--format", "jsonl")
+    # the tiny documents are filed under their labels' ancestors too: "auto" reads "broad" off them, and says so
+    assert projects[-1].model.scoring.hierarchy is not None and projects[-1].model.hierarchy_mode == "broad"
+    assert "hierarchy: broad (with 'broad' the documents' first labels spread over" in err
 
 
 def test_unlabeled_documents_are_what_the_model_adapts_to(capsys, projects, tmp_path):
@@ -82,7 +84,7 @@ def test_eval_json_is_what_evaluate_computes_on_the_same_rankings(capsys, tmp_pa
     ranking = Project(labels=labels, config=config).adapt(texts).rank(texts, 10)  # k or --annif-limit
     expected = evaluate(ranking.positions[:, :3], ranking.scores[:, :3], labels.matrix([d.labels for d in docs]),
                         threshold=0.2, ks=(1, 3))
-    assert {key: value for key, value in printed.items() if key not in ("annif", "confidence")} == json.loads(
+    assert {key: value for key, value in printed.items() if key not in ("annif", "confidence", "decisions")} == json.loads(
         json.dumps(expected.to_dict()))
     assert printed["threshold"] == 0.2
     other = json.loads(run(capsys, "eval", "--labels", TINY_LABELS, "--docs", TINY_DOCS, "--json", "-k", "3",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import random
@@ -138,9 +139,11 @@ def _model_options(p: argparse.ArgumentParser, training: bool = False) -> None:
     p.add_argument("--unlabeled", help="unlabeled documents to adapt to (default: the documents being classified)")
     p.add_argument("--context", default="auto", help="domain of bare label names, e.g. 'computing'; 'auto' reads it "
                    "off the documents; '' for none")
-    p.add_argument("--hierarchy", choices=["broad", "specific", "off"], default="broad",
+    p.add_argument("--hierarchy", choices=["auto", "broad", "specific", "off"], default="auto",
                    help="how parents are scored through their children: 'broad' when documents are filed under broad "
-                   "labels (and their ancestors), 'specific' when they carry only their most specific label")
+                   "labels (and their ancestors), 'specific' (parents right after their matching children), 'off' "
+                   "(documents carry their most specific label); 'auto' (default) reads it off the examples, or "
+                   "off the documents, and says what it decided")
     p.add_argument("--no-adapt", action="store_true", help="plain label-text similarity: no priors, no neighbours")
     p.add_argument("--skip-invalid", action="store_true", help="skip malformed documents and report how many")
     p.add_argument("--strict", action="store_true", help="a gold label that is not in the label set is an error "
@@ -161,6 +164,9 @@ def run_labels_check(args: argparse.Namespace) -> int:
     print(f"  hierarchy: {'yes' if labels.is_hierarchical else 'flat'}; {roots:,} roots, depth {depth}")
     print(f"  with descriptions: {described:,}; with aliases: {sum(bool(l.aliases) for l in labels):,}")
     print(f"  multiple parents: {sum(len(l.parents) > 1 for l in labels):,}")
+    grouping = int((~labels.assignable).sum())
+    print(f"  grouping only (not assignable, never suggested): {grouping:,}" if grouping else
+          "  grouping only: none (mark category labels \"assignable\": false, or see --help for SKOS)")
     return 0
 
 
@@ -285,7 +291,9 @@ def _evaluate(args: argparse.Namespace, per_label: TextIO | None) -> None:
         if candidates else (None, None), gold, args.coverage, args.guarantee)
     if args.json:
         annif_section = {"limit": args.annif_limit, "threshold": args.annif_threshold, "metrics": annif}
-        print(json.dumps(result.to_dict() | {"annif": annif_section, "confidence": confidence.to_dict()}, indent=1))
+        decisions = [dataclasses.asdict(d) for d in project.model.decisions]
+        print(json.dumps(result.to_dict() | {"annif": annif_section, "confidence": confidence.to_dict(),
+                                             "decisions": decisions}, indent=1))
     else:
         print(result.to_text())
         print("\n" + confidence.to_text())
@@ -299,7 +307,7 @@ def _evaluate(args: argparse.Namespace, per_label: TextIO | None) -> None:
 
         settings = {"labels": args.labels or args.model, "model": args.model or "none (zero-shot)", "docs": args.docs,
                     "encoder": model.encoder_spec or "custom", "documents": n, "adapt": not args.no_adapt,
-                    "hierarchy": model.config.label_text.hierarchy, "context": ", ".join(model.contexts) or "none"}
+                    "hierarchy": model.hierarchy_mode, "context": ", ".join(model.contexts) or "none"}
         write_report(result, args.report, title=f"taxonomist eval: {os.path.basename(args.docs)}", extra=settings,
                      confidence=confidence)
         if not args.quiet:
@@ -471,6 +479,8 @@ def _prepare(args: argparse.Namespace, need_gold: bool = False):
     model = project.adapt(pool)
     if not args.model:
         _note_contexts(args, model)
+    for decision in model.decisions:
+        _note(args, f"{decision.step}: {decision.choice} ({decision.why})")
     if model.calibration is None and args.command == "suggest":
         _note(args, "scores are not probabilities: the model is not calibrated (taxonomist calibrate)")
     if getattr(args, "coverage", None) is not None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
-from .adapt.hierarchy import MODES
+from .adapt.hierarchy import CHOICES
 from .errors import InputError
 from .scorers.base import EXAMPLES, Scorer
 from .scorers.registry import SCORERS
@@ -19,13 +19,14 @@ class LabelTextConfig:
     """How labels are read. `context`: the domain of bare label names ("computing"; "auto" reads it off the
     documents; "" none); auto context embeds each bare label once per context word, skipped when that would be
     more than `context_max_texts` texts. `hierarchy`: "broad" when documents are filed under broad labels and
-    their ancestors (a parent is scored through its children), "specific" when they carry their most specific
-    label, "off" (see adapt/hierarchy.py)."""
+    their ancestors (a parent is scored through its children), "specific" (parents right after their matching
+    children), "off" (parents by their own text: documents carry their most specific label), or "auto": decided
+    from the examples, or without them from the documents, and "off" when nothing shows (adapt/hierarchy.py)."""
 
     context: str = "auto"
     context_words: int = 10
     context_max_texts: int = 30_000
-    hierarchy: str = "broad"
+    hierarchy: str = "auto"
 
 
 @dataclass(frozen=True)
@@ -130,9 +131,9 @@ class Config:
         unknown = sorted(set(self.scorers) - set(SCORERS))
         if unknown:
             raise InputError(f"unknown scorers {unknown}", fix=f"choose from {sorted(SCORERS)}")
-        if self.label_text.hierarchy not in MODES:
-            raise InputError(f"hierarchy must be one of {sorted(MODES)}, got {self.label_text.hierarchy!r}",
-                             fix="choose 'broad', 'specific' or 'off'")
+        if self.label_text.hierarchy not in CHOICES:
+            raise InputError(f"hierarchy must be one of {CHOICES}, got {self.label_text.hierarchy!r}",
+                             fix="choose 'auto', 'broad', 'specific' or 'off'")
         if self.train.fine_tune not in FINE_TUNE:
             raise InputError(f"fine_tune must be one of {FINE_TUNE}, got {self.train.fine_tune!r}",
                              fix="choose 'auto', 'on' or 'off'")

@@ -23,6 +23,8 @@ class Label:
     aliases: tuple[str, ...] = ()
     where: str = ""  # "file:line" or subject IRI, for error messages
     notation: str = ""  # a thesaurus's own code for the concept (skos:notation, Annif's notation column)
+    # False for a grouping-only label (a thesaurus' category, a facet): never suggested, but still a parent
+    assignable: bool = True
 
 
 @dataclass
@@ -93,6 +95,11 @@ class LabelSet:
         return [np.array(k, dtype=np.int64) for k in kids]
 
     @cached_property
+    def assignable(self) -> np.ndarray:
+        """bool (L,): which labels may be suggested (grouping-only labels may not)."""
+        return np.array([label.assignable for label in self.labels], dtype=bool)
+
+    @cached_property
     def is_hierarchical(self) -> bool:
         return any(label.parents for label in self.labels)
 
@@ -136,10 +143,11 @@ def label_counts(targets: sp.csr_matrix) -> np.ndarray:
 
 
 def _content(label: Label) -> list:
-    """The notation is appended only when there is one, so label sets without notations keep the
-    fingerprints that models saved before notations existed recorded."""
+    """The notation, and that a label is not assignable, are appended only when so, so label sets without them
+    keep the fingerprints that models saved before they existed recorded."""
     fields = [label.id, label.name, label.description, list(label.parents), list(label.aliases)]
-    return fields + [label.notation] if label.notation else fields
+    fields += [label.notation] if label.notation else []
+    return fields + ["not assignable"] if not label.assignable else fields
 
 
 def validate(label_set: LabelSet) -> None:
@@ -162,6 +170,9 @@ def validate(label_set: LabelSet) -> None:
             raise InputError(
                 f"label {label.id!r} has an empty name", where=_at(label, "name"), fix="give every label a name"
             )
+    if not any(label.assignable for label in labels):
+        raise InputError("no label of the set may be suggested: every one is marked not assignable",
+                         where=label_set.source or None, fix="mark only grouping labels (categories) not assignable")
     for label in labels:
         for parent in label.parents:
             if parent not in first:

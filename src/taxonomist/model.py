@@ -46,6 +46,15 @@ class Suggestion:
 
 
 @dataclass(frozen=True)
+class Decision:
+    """A step the model took or left out, and why: suggest and eval show them, and the model keeps them."""
+
+    step: str
+    choice: str
+    why: str
+
+
+@dataclass(frozen=True)
 class Ranking:
     """Label positions per document (int64 (n, k), -1 pads) and their scores (float32, best first; see the
     module for what `kind` says they are); `probabilities` only from a calibrated model."""
@@ -72,7 +81,8 @@ class Model:
     finds it again; None for an encoder object. `adaptation`: fitted on an unlabeled pool, or None (then a batch
     of several documents is adapted to as it is ranked, where `config.adapt.batch` says so). `documents`: the
     number of examples it learnt from. `record`: the held-out scores training computed (None without examples
-    enough to hold some out). `calibration`: what turns its scores into probabilities and label sets."""
+    enough to hold some out). `calibration`: what turns its scores into probabilities and label sets.
+    `decisions`: what training decided for this label set and corpus (the hierarchy mode "auto" chose...)."""
 
     labels: LabelSet
     encoder: Encoder
@@ -84,7 +94,14 @@ class Model:
     documents: int = 0
     record: OutOfFold | None = None
     calibration: Calibration | None = None
+    decisions: tuple[Decision, ...] = ()
     show_progress: bool = False  # a progress bar while encoding: how it is used, not what it is
+
+    @property
+    def hierarchy_mode(self) -> str:
+        """The hierarchy mode in use: the decided one where the configuration said "auto"."""
+        decided = [d.choice for d in self.decisions if d.step == "hierarchy"]
+        return decided[-1] if decided else self.config.label_text.hierarchy
 
     @property
     def contexts(self) -> tuple[str, ...]:
@@ -250,7 +267,8 @@ class Model:
                 scorers[name] = scorer.add_labels(data, start)
         counts = None if self.counts is None else np.concatenate([self.counts, np.zeros(n_new, np.float32)])
         scoring = replace(self.scoring, scorers=scorers, n_labels=len(label_set), counts=counts,
-                          hierarchy=Hierarchy.for_labels(label_set, self.config.label_text.hierarchy))
+                          hierarchy=Hierarchy.for_labels(label_set, self.hierarchy_mode),
+                          assignable=Scoring.mask_of(label_set))
         adaptation = None if self.adaptation is None else self.adaptation.with_labels(n_new)
         return replace(self, labels=label_set, scoring=scoring, adaptation=adaptation)
 

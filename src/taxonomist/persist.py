@@ -26,7 +26,7 @@ from .encoders.fine_tune import is_tuned, load_tuned, save_tuned
 from .errors import InputError, ModelError
 from .fusion import FUSIONS
 from .labels import Label, LabelSet
-from .model import Model
+from .model import Decision, Model
 from .record import OutOfFold
 from .scorers.registry import SCORERS
 from .scoring import Scoring
@@ -57,6 +57,7 @@ def write_model(model: Model, path: str | Path) -> None:
         "encoder": {"spec": model.encoder_spec, "identity": model.encoder.identity},
         "labels": {"count": len(model.labels), "fingerprint": model.labels.fingerprint},
         "documents": model.documents,
+        "decisions": [dataclasses.asdict(d) for d in model.decisions],
         "parts": {"scorers": list(model.scoring.scorers), "transforms": list(transforms),
                   "fusion": None if model.fusion is None else model.fusion.kind},
     }
@@ -104,15 +105,17 @@ def _read(stored: Any, path: str | Path, encoder: str | Encoder | None, labels: 
     config = Config.from_dict(meta["config"])
     scorers = {name: SCORERS[name].load(stored.entry(f"scorer-{name}"), saved_labels) for name in parts["scorers"]}
     counts = read_state(stored.entry("examples"))["counts"] if "examples" in stored.manifest["entries"] else None
-    scoring = Scoring(scorers, Hierarchy.for_labels(saved_labels, config.label_text.hierarchy), config,
-                      len(saved_labels), counts, getattr(encoder_, "static", False))
+    decisions = tuple(Decision(**d) for d in meta.get("decisions", ()))
+    mode = next((d.choice for d in decisions if d.step == "hierarchy"), config.label_text.hierarchy)
+    scoring = Scoring(scorers, Hierarchy.for_labels(saved_labels, mode), config,
+                      len(saved_labels), counts, getattr(encoder_, "static", False), Scoring.mask_of(saved_labels))
     transforms = {name: SAVED[name].load(stored.entry(f"transform-{name}")) for name in parts["transforms"]}
     fusion = FUSIONS[parts["fusion"]].load(stored.entry("fusion")) if parts["fusion"] else None
     entries = stored.manifest["entries"]
     record = OutOfFold.load(stored.entry("record")) if "record" in entries else None
     calibration = Calibration.load(stored.entry("calibration")) if "calibration" in entries else None
     return Model(saved_labels, encoder_, spec, config, scoring, Adaptation(**transforms) if transforms else None,
-                 fusion, documents=meta["documents"], record=record, calibration=calibration)
+                 fusion, documents=meta["documents"], record=record, calibration=calibration, decisions=decisions)
 
 
 def _encoder(stored: Any, encoder: str | Encoder | None, path: str | Path) -> tuple[Encoder, str | None]:

@@ -22,7 +22,9 @@ from .sparse import csr_lookup, csr_top_k, to_csr, union
 
 @dataclass(frozen=True)
 class Scoring:
-    """`counts`: examples per label (None without examples); `static`: the encoder is static (no self-training)."""
+    """`counts`: examples per label (None without examples); `static`: the encoder is static (no self-training);
+    `assignable`: bool (L,) of the labels that may be suggested, None when all may (grouping-only labels are
+    taken out of every candidate list, so they take no posterior mass either)."""
 
     scorers: Mapping[str, Scorer]
     hierarchy: Hierarchy | None
@@ -30,6 +32,12 @@ class Scoring:
     n_labels: int
     counts: np.ndarray | None = None
     static: bool = False
+    assignable: np.ndarray | None = None
+
+    @classmethod
+    def mask_of(cls, labels) -> np.ndarray | None:
+        """The `assignable` mask of a label set: None when every label is."""
+        return None if labels.assignable.all() else labels.assignable
 
     @property
     def retriever(self) -> Scorer:
@@ -45,7 +53,15 @@ class Scoring:
         sims = retriever.score(batch, candidates)
         if self.hierarchy is not None:
             sims = self.hierarchy.lift(candidates, sims)
+        if self.assignable is not None:
+            candidates = self._assignable_only(candidates)
+            sims = np.where(candidates >= 0, sims, -np.inf).astype(sims.dtype)
         return candidates, sims
+
+    def _assignable_only(self, candidates: np.ndarray) -> np.ndarray:
+        if self.assignable is None:
+            return candidates
+        return np.where((candidates >= 0) & self.assignable[np.maximum(candidates, 0)], candidates, -1)
 
     def posteriors(self, candidates: np.ndarray, sims: np.ndarray, adaptation: Adaptation) -> sp.csr_matrix:
         """Softmax over the shortlist of similarity / temperature + log prior, as a sparse (n, L) matrix."""
@@ -87,7 +103,7 @@ class Scoring:
         posteriors = self.zero_shot(batch, adaptation)
         lists = [csr_top_k(posteriors, size)[0]]
         lists += [scorer.shortlist(batch, size)[0] for scorer in self.scorers.values() if scorer.proposes]
-        candidates = union(*lists)
+        candidates = self._assignable_only(union(*lists))
         scores: dict[str, np.ndarray] = {}
         for name, scorer in self.scorers.items():
             scores[name] = scorer.score(batch, candidates)

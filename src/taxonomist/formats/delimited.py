@@ -16,7 +16,8 @@ from ..errors import InputError
 from ..labels import Label
 from ._text import at, numbered_lines, open_bytes
 
-LABEL_COLUMNS = ("id", "name", "description", "parent", "parents", "aliases")
+LABEL_COLUMNS = ("id", "name", "description", "parent", "parents", "aliases", "assignable")
+YES, NO = ("", "true", "yes", "1"), ("false", "no", "0")
 DOCUMENT_COLUMNS = ("id", "text", "labels")
 
 Row = dict[str, str]
@@ -35,9 +36,18 @@ def read_labels(path: Path, delimiter: str) -> list[Label]:
                 parents=_split(row.get("parent", "") + "|" + row.get("parents", "")),
                 aliases=_split(row.get("aliases", "")),
                 where=at(str(path), number),
+                assignable=_assignable(row.get("assignable", ""), at(str(path), number)),
             )
         )
     return labels
+
+
+def _assignable(cell: str, where: str) -> bool:
+    value = cell.strip().lower()
+    if value not in YES + NO:
+        raise InputError(f"'assignable' must be true or false, found {cell!r}", where=f"{where}, field 'assignable'",
+                         fix="write false for a grouping-only label (never suggested), true or nothing otherwise")
+    return value in YES
 
 
 def read_documents(path: Path, delimiter: str, max_chars: int) -> Iterator[Document | InputError]:

@@ -27,9 +27,18 @@ def read_labels(path: Path) -> list[Label]:
                 parents=_unique(_ids(obj, "parent", where) + _ids(obj, "parents", where)),
                 aliases=_unique(_aliases(obj, where)),
                 where=where,
+                assignable=_flag(obj, "assignable", where, default=True),
             )
         )
     return labels
+
+
+def _flag(obj: dict[str, Any], key: str, where: str, *, default: bool) -> bool:
+    value = obj.get(key, default)
+    if not isinstance(value, bool):
+        raise InputError(f"{key!r} must be true or false, found {kind_of(value)}", where=at(where, field=key),
+                         fix=f'write "{key}": false for a grouping-only label (never suggested), or leave it out')
+    return value
 
 
 def read_documents(path: Path) -> Iterator[Document | InputError]:

@@ -78,7 +78,7 @@ def cross_fit(config: Config, views: list[View], hierarchy: Hierarchy | None, po
                 fold_data = data.rows(rest)
                 scorers = {**view.label_scorers, **fit_example_scorers(config, fold_data, names)}
                 scoring = Scoring(_in_order(config, scorers), hierarchy, config, n_labels,
-                                  label_counts(fold_data.targets), static)
+                                  label_counts(fold_data.targets), static, Scoring.mask_of(first.labels))
                 pool = np.union1d(held, sample[: max(0, pool_size - len(held))])
                 adaptation = scoring.adapt(Batch([data.texts[i] for i in pool], data.vectors[pool]))
                 batch = Batch([data.texts[i] for i in held], data.vectors[held],

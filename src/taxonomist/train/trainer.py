@@ -14,6 +14,7 @@ from dataclasses import replace
 import numpy as np
 
 from ..adapt import Hierarchy
+from ..adapt.hierarchy import BROAD_FROM_EXAMPLES, BROAD_MIN_SPREAD, effective_labels, examples_carry_ancestors
 from ..calibrate import Calibration, Outcomes, band_of
 from ..config import Config
 from ..context import domain_words
@@ -21,13 +22,16 @@ from ..encoders.base import Encoder
 from ..errors import InputError
 from ..fusion import cross_fitted, fit_fusion, probability
 from ..labels import LabelSet, label_counts
-from ..model import Model
+from ..model import Decision, Model
 from ..record import OutOfFold
 from ..scorers.base import LABEL_TEXTS, Batch, FitInput, Scorer
 from ..scorers.label_text import label_variants
 from ..scoring import Scoring
+from ..sparse import csr_top_k
 from . import tuning
 from .cross_fit import View, cross_fit, example_scorers, fit_example_scorers, fold_size, folds_of
+
+SPREAD_SAMPLE = 2000  # documents the hierarchy check ranks both ways
 
 
 class Trainer:
@@ -67,8 +71,10 @@ class Trainer:
         base = FitInput(labels=labels, encoder=encoder, contexts=contexts, random_state=config.random_state,
                         show_progress=self.show_progress)
         scorers = self._label_scorers(base, fusion_only=not examples)
-        hierarchy = Hierarchy.for_labels(labels, config.label_text.hierarchy)
         static = getattr(encoder, "static", False)
+        decisions = [self._hierarchy_mode(labels, targets, scorers, None if pool is None else
+                                          Batch(list(unlabeled), pool), static)]
+        hierarchy = Hierarchy.for_labels(labels, decisions[0].choice)
         record = None
         if examples:
             data = replace(base, label_vectors=scorers["label_text"].label_vectors, texts=texts, vectors=vectors,
@@ -78,12 +84,45 @@ class Trainer:
             record, learnt = self._fit_examples(data, scorers, hierarchy, cross, pool_size, static)
             scorers |= learnt
         scoring = Scoring({name: scorers[name] for name in config.scorers if name in scorers}, hierarchy, config,
-                          len(labels), label_counts(targets) if examples else None, static)
+                          len(labels), label_counts(targets) if examples else None, static, Scoring.mask_of(labels))
         adaptation = None if pool is None else scoring.adapt(Batch(list(unlabeled), pool))
         fusion = self._fusion(record)
         return Model(labels, encoder, encoder_spec, config, scoring, adaptation, fusion, documents=len(texts),
                      record=record, calibration=self._calibration(record, fusion, scoring.counts),
-                     show_progress=self.show_progress)
+                     decisions=tuple(decisions), show_progress=self.show_progress)
+
+    def _hierarchy_mode(self, labels: LabelSet, targets, scorers: dict[str, Scorer], pool: Batch | None,
+                        static: bool) -> Decision:
+        """The hierarchy mode: as asked; for "auto", read off the examples (do documents carry their labels'
+        ancestors?), else off the documents ("broad" must not collapse their first labels onto a few parents),
+        else "off", which is right for documents filed under their most specific label (adapt/hierarchy.py)."""
+        asked = self.config.label_text.hierarchy
+        if not labels.is_hierarchical:
+            return Decision("hierarchy", "off", "the label set is flat")
+        if asked != "auto":
+            return Decision("hierarchy", asked, "asked for")
+        if targets is not None:
+            share = examples_carry_ancestors(labels, targets)
+            if share is None:
+                return Decision("hierarchy", "off", "no example's label has a parent")
+            mode = "broad" if share >= BROAD_FROM_EXAMPLES else "off"
+            return Decision("hierarchy", mode, f"{100 * share:.0f}% of the examples' labels that have a parent come "
+                            f"with it ({100 * BROAD_FROM_EXAMPLES:.0f}% or more: broad)")
+        if pool is None:
+            return Decision("hierarchy", "off", "no examples or documents to show that documents are filed under "
+                            "broad labels too")
+        sample = pool.rows(np.sort(np.random.default_rng(self.config.random_state).permutation(
+            len(pool.texts))[:SPREAD_SAMPLE]))
+        spread = {}
+        for mode in ("broad", "off"):
+            scoring = Scoring({"label_text": scorers["label_text"]}, Hierarchy.for_labels(labels, mode), self.config,
+                              len(labels), None, static, Scoring.mask_of(labels))
+            spread[mode] = effective_labels(csr_top_k(scoring.adapt(sample).posteriors, 1)[0][:, 0])
+        ratio = spread["broad"] / max(spread["off"], 1e-9)
+        mode = "broad" if ratio >= BROAD_MIN_SPREAD else "off"
+        return Decision("hierarchy", mode, f"with 'broad' the documents' first labels spread over "
+                        f"{spread['broad']:.0f} labels, with 'off' over {spread['off']:.0f} ({ratio:.2f} of them; "
+                        f"'broad' needs {BROAD_MIN_SPREAD:.2f})")
 
     def _label_scorers(self, data: FitInput, *, fusion_only: bool) -> dict[str, Scorer]:
         """The scorers that learn from the label texts alone; those whose evidence only a fusion weighs are
