@@ -49,7 +49,9 @@ TREE = LabelSet(
     ]
 )
 ANIMAL, DOG, CAT = 0, 1, 2
-ANIMAL_POOL = [f"the {a} {x}" for a in ("dog", "cat") for x in ("runs", "sleeps", "barks", "eats food", "plays")]
+# Fifty documents: the least a pool is adapted to (AdaptConfig.min_pool).
+ANIMAL_POOL = [f"the {a} {x} {n}" for a in ("dog", "cat") for x in ("runs", "sleeps", "barks", "eats food", "plays")
+               for n in ("now", "again", "today", "here", "often")]
 
 
 def plain_scores(labels: LabelSet, texts: list[str]) -> np.ndarray:
@@ -164,16 +166,18 @@ def test_invalid_hierarchy_value_raises(hashing_encoder) -> None:
         Classifier(TREE, hierarchy="deep").fit()
 
 
-def test_a_batch_of_one_document_is_not_adapted(hashing_encoder) -> None:
-    text = ["a red apple"]
-    adapted = Classifier(FLAT, adapt=True).fit().rank(text, k=5)
-    plain = Classifier(FLAT, adapt=False).fit().rank(text, k=5)
-    np.testing.assert_array_equal(adapted[0], plain[0])
-    np.testing.assert_allclose(adapted[1], plain[1], rtol=1e-6)
-    # Two documents are enough to adapt to: the scores change.
-    two = ["a red apple", "a red apple fruit tree"]
-    adapted_two = Classifier(FLAT, adapt=True).fit().rank(two)[1]
-    assert not np.allclose(adapted_two, Classifier(FLAT, adapt=False).fit().rank(two)[1])
+def test_a_documents_suggestions_do_not_depend_on_its_batch_and_a_small_pool_is_not_adapted_to(hashing_encoder) -> None:
+    alone = [Classifier(FLAT).fit().rank([text], k=5) for text in DOCS]
+    together = Classifier(FLAT).fit().rank(DOCS, k=5)
+    for i, (positions, scores) in enumerate(alone):
+        np.testing.assert_array_equal(together[0][i], positions[0])
+        np.testing.assert_allclose(together[1][i], scores[0], rtol=1e-6)
+    few = Classifier(FLAT).fit(unlabeled=DOCS)  # four documents teach no prior and no neighbours
+    assert few.model_.adaptation is None
+    assert [d.choice for d in few.model_.decisions if d.step == "adaptation"] == ["off"]
+    plain = Classifier(FLAT, adapt=False).fit(unlabeled=POOL)
+    assert plain.model_.adaptation is None and plain.model_.decisions[-1].why == "plain similarity asked for"
+    assert Classifier(FLAT).fit(unlabeled=POOL).model_.adaptation is not None  # sixty: enough
 
 
 def test_a_single_label_works(hashing_encoder) -> None:
@@ -205,10 +209,10 @@ def test_auto_hierarchy_reads_the_examples_then_the_documents_and_says_why(hashi
     config = Config.from_options(context="", supervised=("prototypes",))
     for label_ids, mode in ((specific, "off"), (with_parents, "broad")):
         model = Trainer(config).fit(TREE, HashingEncoder(), texts, label_ids)
-        (decision,) = model.decisions
+        decision = model.decisions[0]
         assert (decision.step, decision.choice) == ("hierarchy", mode) and "examples" in decision.why
     alone = Trainer(config).fit(TREE, HashingEncoder())
-    assert alone.hierarchy_mode == "off" and "no examples or documents" in alone.decisions[0].why
+    assert alone.hierarchy_mode == "off" and "no examples, or too few documents" in alone.decisions[0].why
     flat = Trainer(config).fit(FLAT, HashingEncoder(), unlabeled=POOL)
     assert flat.decisions[0].why == "the label set is flat"
     asked = Trainer(Config.from_options(context="", hierarchy="broad")).fit(TREE, HashingEncoder())

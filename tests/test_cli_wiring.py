@@ -54,11 +54,12 @@ def test_context_hierarchy_and_encoder_reach_the_model(capsys, projects):
 
 def test_unlabeled_documents_are_what_the_model_adapts_to(capsys, projects, tmp_path):
     unlabeled = tmp_path / "unlabeled.txt"
-    unlabeled.write_text("".join(f"a refund for order {i}, money back please\n" for i in range(7)))
+    unlabeled.write_text("".join(f"a refund for order {i}, money back please\n" for i in range(70)))
     code, _, err = run(capsys, "suggest", "--labels", TINY_LABELS, "--docs", TINY_DOCS, "--unlabeled", unlabeled)
-    assert code == 0 and "adapting to 7 unlabeled documents" in err
+    assert code == 0 and "adapting to 70 unlabeled documents" in err
+    assert "adaptation: on (label priors and neighbours from 70 documents)" in err
     adaptation = projects[-1].model.adaptation
-    assert adaptation is not None and adaptation.posteriors.shape[0] == 7
+    assert adaptation is not None and adaptation.posteriors.shape[0] == 70
     code, _, err = run(capsys, "suggest", "--labels", TINY_LABELS, "--docs", TINY_DOCS, "--no-adapt")
     assert code == 0 and "adapting" not in err and projects[-1].model.adaptation is None
 
@@ -80,7 +81,7 @@ def test_eval_json_is_what_evaluate_computes_on_the_same_rankings(capsys, tmp_pa
     labels = read_labels(TINY_LABELS)
     docs = list(read_documents(TINY_DOCS, label_set=labels))
     texts = [doc.text for doc in docs]
-    config = Config.from_options(adapt=False)  # as the command line builds it
+    config = Config.from_options()  # as the command line builds it
     ranking = Project(labels=labels, config=config).adapt(texts).rank(texts, 10)  # k or --annif-limit
     expected = evaluate(ranking.positions[:, :3], ranking.scores[:, :3], labels.matrix([d.labels for d in docs]),
                         threshold=0.2, ks=(1, 3))

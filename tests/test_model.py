@@ -61,12 +61,12 @@ def test_ranking_leaves_the_model_as_it_was_and_two_threads_get_one_answer() -> 
     assert state_digest(model) == before
 
 
-def test_a_batch_adapted_to_as_it_is_ranked_leaves_no_trace() -> None:
+def test_a_batch_ranked_is_never_adapted_to() -> None:
     model = Trainer(Config.from_options(context="")).fit(LABELS, HashingEncoder())
-    assert model.adaptation is None and model.config.adapt.batch
     first = model.rank(TEST, 3)
     assert model.adaptation is None
     np.testing.assert_array_equal(model.rank(TEST, 3).scores, first.scores)
+    np.testing.assert_array_equal(model.rank(TEST[:1], 3).scores[0], first.scores[0])
 
 
 def test_what_a_score_is_is_said_and_a_probability_only_from_a_calibration() -> None:

@@ -29,8 +29,8 @@ __all__ = ["Classifier", "Suggestion"]
 class Classifier(BaseEstimator):
     """Ranks labels for documents from the labels' texts, improved by unlabeled documents and by examples.
 
-    Unlabeled documents (given to `fit`, or else — with `adapt` — the batch being classified) teach four
-    things: the domain that bare label names live in (`context`), how common each label is (`prior_*`),
+    Unlabeled documents given to `fit` (or to `adapt_to` later) teach four things, unless `adapt` is False
+    (plain similarity): the domain that bare label names live in (`context`), how common each label is (`prior_*`),
     which documents are neighbours whose labels should agree (`propagation_*`), and, from a large pool,
     what documents of each label share beyond its name (`self_training`, the weight of a classifier
     fitted on the pool's own best labels).
@@ -63,7 +63,7 @@ class Classifier(BaseEstimator):
         linear_alpha: float = LinearScorer.alpha,
         neighbours: int = NeighbourScorer.neighbours,
         fine_tune: str = TrainConfig.fine_tune,
-        adapt: bool = AdaptConfig.batch,
+        adapt: bool = AdaptConfig.enabled,
         random_state: int = 0,
         show_progress: bool = False,
     ) -> None:

@@ -518,12 +518,12 @@ def _given_labels(args: argparse.Namespace):
 
 
 def _project(args: argparse.Namespace, labels, *, model_dir: str | None = None, allow_learning: bool = False):
-    """The project the options describe. The pool is given to fit, so per-batch adaptation is never needed here."""
+    """The project the options describe; --no-adapt makes it plain similarity (Project's `adapt`)."""
     from .config import Config
     from .project import Project
 
     config = Config.from_options(context=args.context, hierarchy=args.hierarchy,
-                                 fine_tune=getattr(args, "fine_tune", "auto"), adapt=False)
+                                 fine_tune=getattr(args, "fine_tune", "auto"))
     return Project(model_dir=model_dir, labels=labels, encoder=args.encoder, config=config,
                    adapt=not args.no_adapt, allow_learning=allow_learning, show_progress=not args.quiet)
 

@@ -45,14 +45,19 @@ class RankConfig:
 class AdaptConfig:
     """What unlabeled documents teach (adapt/): label priors, the neighbour graph, self-training.
 
-    `batch`: without an unlabeled pool, adapt to each batch ranked. `pool_size`: the most documents adapted to.
+    `enabled`: False for plain similarity, nothing learnt from unlabeled documents. A model adapts to a pool of
+    documents it is fitted on (or adapted to), never to the batch it ranks, so a document's suggestions do not
+    depend on which others share its batch; a pool of fewer than `min_pool` documents is too small for a label
+    prior, a neighbour graph or a domain context to mean anything, and is not adapted to. `pool_size`: the most
+    documents adapted to.
     Self-training needs pseudo-labelled documents for most labels: `self_training_docs_per_label` of pool per
     label before it switches on. It is off with static encoders (measured on foldoc P@1 −3.5 with model2vec,
     +0.2 with wordllama at most of the static path's time; +1.2 to +1.5 with MiniLM), and once labels have
     `self_training_max_examples` real examples on average (foldoc +2.2 P@1 at 4 per label, nothing at 16, at 3×
     the training time)."""
 
-    batch: bool = True
+    enabled: bool = True
+    min_pool: int = 50
     pool_size: int = 20_000
     prior_iterations: int = 1
     prior_strength: float = 0.5
@@ -65,7 +70,11 @@ class AdaptConfig:
 
     def plain(self) -> "AdaptConfig":
         """No transductive step at all: plain similarity to the label texts."""
-        return replace(self, prior_iterations=0, propagation_alpha=0.0, self_training=0.0)
+        return replace(self, enabled=False)
+
+    def enough(self, n_documents: int) -> bool:
+        """Whether a pool of this many documents is adapted to."""
+        return self.enabled and n_documents >= self.min_pool
 
 
 @dataclass(frozen=True)
@@ -143,8 +152,8 @@ class Config:
         return replace(self.scorers[name])
 
     def plain(self) -> "Config":
-        """Plain similarity to the label texts: no priors, neighbours or self-training, no domain context read off
-        the documents (a context given by name is kept)."""
+        """Plain similarity to the label texts: nothing learnt from unlabeled documents, no domain context read off
+        them (a context given by name is kept)."""
         context = "" if self.label_text.context == "auto" else self.label_text.context
         return replace(self, adapt=self.adapt.plain(), label_text=replace(self.label_text, context=context))
 
@@ -191,7 +200,7 @@ class Config:
                 scorers[name] = replace(scorers[name], **{param: value})
         return cls(label_text=LabelTextConfig(context=context, hierarchy=hierarchy),
                    rank=RankConfig(shortlist=shortlist, temperature=temperature),
-                   adapt=AdaptConfig(batch=adapt, prior_iterations=prior_iterations, prior_strength=prior_strength,
+                   adapt=AdaptConfig(enabled=adapt, prior_iterations=prior_iterations, prior_strength=prior_strength,
                                      propagation_neighbours=propagation_neighbours,
                                      propagation_alpha=propagation_alpha, self_training=self_training),
                    train=TrainConfig(fine_tune=fine_tune), scorers=scorers, random_state=random_state)
@@ -205,7 +214,7 @@ class Config:
                        hierarchy=self.label_text.hierarchy, propagation_neighbours=adapt.propagation_neighbours,
                        propagation_alpha=adapt.propagation_alpha, self_training=adapt.self_training,
                        supervised=tuple(name for name in SUPERVISED if name in scorers),
-                       fine_tune=self.train.fine_tune, adapt=adapt.batch, random_state=self.random_state)
+                       fine_tune=self.train.fine_tune, adapt=adapt.enabled, random_state=self.random_state)
         for name, param, option in (("prototypes", "shrinkage", "prototype_shrinkage"), ("linear", "alpha", "linear_alpha"),
                                     ("neighbours", "neighbours", "neighbours")):
             if name in scorers:

@@ -78,9 +78,9 @@ class Ranking:
 @dataclass(frozen=True)
 class Model:
     """`encoder_spec`: the name the encoder was asked for ("default", "static", a path), saved so that loading
-    finds it again; None for an encoder object. `adaptation`: fitted on an unlabeled pool, or None (then a batch
-    of several documents is adapted to as it is ranked, where `config.adapt.batch` says so). `documents`: the
-    number of examples it learnt from. `record`: the held-out scores training computed (None without examples
+    finds it again; None for an encoder object. `adaptation`: fitted on an unlabeled pool, or None; a batch
+    ranked is never adapted to, so each document gets the same suggestions whatever shares its batch.
+    `documents`: the number of examples it learnt from. `record`: the held-out scores training computed (None without examples
     enough to hold some out). `calibration`: what turns its scores into probabilities and label sets.
     `decisions`: what training decided for this label set and corpus (the hierarchy mode "auto" chose...)."""
 
@@ -193,12 +193,8 @@ class Model:
         return Batch(texts, vectors)
 
     def _adaptation(self, batch: Batch) -> Adaptation:
-        """The unlabeled pool's adaptation; else, where the configuration says so, the batch's own; else none."""
-        if self.adaptation is not None:
-            return self.adaptation
-        if self.config.adapt.batch and len(batch.texts) > 1:
-            return self.scoring.adapt(batch)
-        return Adaptation()
+        """The unlabeled pool's adaptation, or none: never the batch's own."""
+        return self.adaptation if self.adaptation is not None else Adaptation()
 
     # ------------------------------------------------------------------ new models from this one
     def with_calibration(self, calibration: Calibration | None) -> "Model":
@@ -221,14 +217,16 @@ class Model:
 
     def adapted(self, texts: Sequence[str]) -> "Model":
         """This model adapted to unlabeled texts (the corpus about to be ranked): label priors, the neighbour graph
-        and self-training, replacing what an earlier pool taught; no texts: no adaptation."""
-        if not len(texts):
-            return self.without_adaptation()
+        and self-training, replacing what an earlier pool taught; too few texts (AdaptConfig.enough): none."""
         texts = list(texts)
-        return replace(self, adaptation=self.scoring.adapt(Batch(texts, self.encode(texts))))
+        if not self.config.adapt.enough(len(texts)):
+            return self.without_adaptation(adaptation_decision(self.config, len(texts)))
+        return replace(self, adaptation=self.scoring.adapt(Batch(texts, self.encode(texts))),
+                       decisions=_replaced(self.decisions, adaptation_decision(self.config, len(texts))))
 
-    def without_adaptation(self) -> "Model":
-        return replace(self, adaptation=None)
+    def without_adaptation(self, why: Decision | None = None) -> "Model":
+        return replace(self, adaptation=None, decisions=_replaced(
+            self.decisions, why or Decision("adaptation", "off", "not asked for")))
 
     def with_examples(self, texts: Sequence[str], label_ids: Sequence[Sequence[str]]) -> tuple["Model", dict[str, int]]:
         """Examples folded into the scorers that can take them (prototypes, ridge heads, nearest examples) without
@@ -278,3 +276,18 @@ def suggestions_of(ranking: Ranking, labels: LabelSet) -> list[list[Suggestion]]
     return [[Suggestion(ids[p], names[p], float(s), None if probabilities is None else float(probabilities[i, j]))
              for j, (p, s) in enumerate(zip(row_p, row_s)) if p >= 0]
             for i, (row_p, row_s) in enumerate(zip(ranking.positions, ranking.scores))]
+
+
+def adaptation_decision(config: Config, n_documents: int) -> Decision:
+    """Whether a pool of `n_documents` is adapted to, and why."""
+    settings = config.adapt
+    if not settings.enabled:
+        return Decision("adaptation", "off", "plain similarity asked for")
+    if n_documents < settings.min_pool:
+        return Decision("adaptation", "off", f"{n_documents:,} documents to adapt to; at least {settings.min_pool:,} "
+                        "are needed for label priors, neighbours and a domain context to mean anything")
+    return Decision("adaptation", "on", f"label priors and neighbours from {n_documents:,} documents")
+
+
+def _replaced(decisions: tuple[Decision, ...], decision: Decision) -> tuple[Decision, ...]:
+    return tuple(d for d in decisions if d.step != decision.step) + (decision,)

@@ -113,8 +113,11 @@ class Scoring:
         return candidates, scores
 
     def adapt(self, pool: Batch) -> Adaptation:
-        """What the unlabeled pool teaches: label priors, its neighbour graph, a pseudo-label classifier."""
+        """What the unlabeled pool teaches: label priors, its neighbour graph, a pseudo-label classifier; nothing
+        from a pool too small to teach it (AdaptConfig.enough)."""
         settings = self.config.adapt
+        if not settings.enough(len(pool.texts)):
+            return Adaptation()
         candidates, sims = self.candidates(pool)
         adaptation = Adaptation()
         if settings.prior_iterations > 0:

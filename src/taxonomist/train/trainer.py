@@ -22,7 +22,7 @@ from ..encoders.base import Encoder
 from ..errors import InputError
 from ..fusion import cross_fitted, fit_fusion, probability
 from ..labels import LabelSet, label_counts
-from ..model import Decision, Model
+from ..model import Decision, Model, adaptation_decision
 from ..record import OutOfFold
 from ..scorers.base import LABEL_TEXTS, Batch, FitInput, Scorer
 from ..scorers.label_text import label_variants
@@ -55,8 +55,10 @@ class Trainer:
         # The base encoder's example vectors are needed only to read the context off them (no unlabeled texts) or
         # when they are kept (no tuning).
         vectors = self._encode(encoder, texts) if examples and (tunable is None or not unlabeled) else None
-        # The domain of bare label names is read off unlabeled texts, or else off the examples' texts.
-        contexts = (self._contexts(labels, encoder, unlabeled, pool) if unlabeled
+        # The domain of bare label names is read off unlabeled texts, or else off the examples' texts, where there
+        # are enough of them to mean anything.
+        usable = bool(unlabeled) and config.adapt.enough(len(unlabeled))
+        contexts = (self._contexts(labels, encoder, unlabeled, pool) if usable
                     else self._contexts(labels, encoder, texts, vectors))
         cross = None
         if tunable is not None:  # from here on every text is seen through the tuned encoder
@@ -72,8 +74,10 @@ class Trainer:
                         show_progress=self.show_progress)
         scorers = self._label_scorers(base, fusion_only=not examples)
         static = getattr(encoder, "static", False)
-        decisions = [self._hierarchy_mode(labels, targets, scorers, None if pool is None else
-                                          Batch(list(unlabeled), pool), static)]
+        decisions = [self._hierarchy_mode(labels, targets, scorers, Batch(list(unlabeled), pool) if usable else None,
+                                          static),
+                     adaptation_decision(config, len(unlabeled)) if unlabeled else
+                     Decision("adaptation", "off", "no unlabeled documents given")]
         hierarchy = Hierarchy.for_labels(labels, decisions[0].choice)
         record = None
         if examples:
@@ -85,7 +89,7 @@ class Trainer:
             scorers |= learnt
         scoring = Scoring({name: scorers[name] for name in config.scorers if name in scorers}, hierarchy, config,
                           len(labels), label_counts(targets) if examples else None, static, Scoring.mask_of(labels))
-        adaptation = None if pool is None else scoring.adapt(Batch(list(unlabeled), pool))
+        adaptation = scoring.adapt(Batch(list(unlabeled), pool)) if usable else None
         fusion = self._fusion(record)
         return Model(labels, encoder, encoder_spec, config, scoring, adaptation, fusion, documents=len(texts),
                      record=record, calibration=self._calibration(record, fusion, scoring.counts),
@@ -109,8 +113,8 @@ class Trainer:
             return Decision("hierarchy", mode, f"{100 * share:.0f}% of the examples' labels that have a parent come "
                             f"with it ({100 * BROAD_FROM_EXAMPLES:.0f}% or more: broad)")
         if pool is None:
-            return Decision("hierarchy", "off", "no examples or documents to show that documents are filed under "
-                            "broad labels too")
+            return Decision("hierarchy", "off", "no examples, or too few documents, to show that documents are "
+                            "filed under broad labels too")
         sample = pool.rows(np.sort(np.random.default_rng(self.config.random_state).permutation(
             len(pool.texts))[:SPREAD_SAMPLE]))
         spread = {}
@@ -191,6 +195,8 @@ class Trainer:
         settings = self.config.label_text
         if settings.context != "auto":
             return tuple(c.strip() for c in settings.context.split(",") if c.strip())
+        if not texts or not self.config.adapt.enough(len(texts)):  # too few documents to read a domain off
+            return ()
         bare = sum(not label.description for label in labels)
         views = len(self.config.scorers["label_text"].views)
         if not texts or not bare or bare * views * settings.context_words > settings.context_max_texts:
