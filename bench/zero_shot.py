@@ -15,7 +15,7 @@ data sets named by --with-train: more unlabeled text is what a user with a corpu
 
 usage: python bench/zero_shot.py [--data ../shared/data] [--datasets foldoc,wordnet-taxonomy]
                                  [--encoders default,static] [--with-train foldoc] [--max-test N]
-                                 [--scale 100000] [--json OUT]
+                                 [--scale 100000] [--json OUT] [--dev] [--ablate]
 Accuracy runs take embeddings from bench/results/cache ("pipeline docs/s": our work alone). "e2e docs/s" is a
 whole run over up to 2,000 test documents never seen (fresh embedding cache; the label set's own texts come
 from the cache, as they do for a label set in use), "encoder share" the part of it inside the encoder.
@@ -49,6 +49,10 @@ BASELINE = dict(views=("name",), context="", prior_iterations=0, propagation_alp
 PLAIN_DESCRIPTION = BASELINE | dict(views=("description",))
 EM_PRIOR = PLAIN_DESCRIPTION | dict(prior_iterations=3, prior_strength=1.0)
 VARIANTS = ("grouping", "mixed", "names")
+# --ablate: the default with one transductive step switched off, to see what each step gives on each set
+ABLATIONS = {"no context": dict(context=""), "no label prior": dict(prior_iterations=0),
+             "no propagation": dict(propagation_alpha=0.0), "no self-training": dict(self_training=0.0),
+             "hierarchy off": dict(hierarchy="off")}
 
 
 def variant(data: Path, name: str, folder: Path) -> Path:
@@ -171,19 +175,35 @@ def end_to_end(labels, texts: list[str], spec: str, warm, params: dict, adapt: b
     return row
 
 
-def bench_dataset(data: Path, name: str, spec: str, max_test: int | None, with_train: bool) -> list[dict]:
+def dev_split(folder: Path, labels: LabelSet) -> tuple[list, list]:
+    """(dev, rest) of the train split: the fifth that stands in for the test split while constants are chosen."""
+    # skip_invalid: foldoc's train split repeats a few ids; their texts are still good unlabeled data
+    train = list(read_documents(folder / "train.jsonl", skip_invalid=True, label_set=labels))
+    order = np.random.default_rng(0).permutation(len(train))
+    cut = len(train) // 5
+    return [train[i] for i in np.sort(order[:cut])], [train[i] for i in np.sort(order[cut:])]
+
+
+def bench_dataset(data: Path, name: str, spec: str, max_test: int | None, with_train: bool, dev: bool = False,
+                  ablate: bool = False) -> list[dict]:
     folder = variant(data, name, CACHE.parent / "variants")
     labels = read_labels(folder / "labels.jsonl")
-    docs = list(read_documents(folder / "test.jsonl", label_set=labels))[:max_test]
+    if dev:
+        docs, rest = dev_split(folder, labels)
+        docs = [d for d in docs if d.labels][:max_test]
+    else:
+        docs = list(read_documents(folder / "test.jsonl", label_set=labels))[:max_test]
     texts, gold = [d.text for d in docs], labels.matrix([d.labels or () for d in docs])
     encoder = get_encoder(spec, cache_dir=CACHE)
     encoder.encode(texts, show_progress=True)  # warm the cache: accuracy runs then time our pipeline alone
     systems = [("baseline: cosine to label name", BASELINE, None),
                ("baseline: cosine to name: description", PLAIN_DESCRIPTION, None),
                ("baseline: + EM label prior", EM_PRIOR, texts), ("taxonomist zero-shot", {}, texts)]
+    if ablate:
+        systems += [(f"taxonomist zero-shot, {what}", params, texts) for what, params in ABLATIONS.items()]
     if with_train:
-        # skip_invalid: foldoc's train split repeats a few ids; their texts are still good unlabeled data
-        train = [d.text for d in read_documents(folder / "train.jsonl", skip_invalid=True)]
+        train = ([d.text for d in rest] if dev else
+                 [d.text for d in read_documents(folder / "train.jsonl", skip_invalid=True)])
         encoder.encode(train, show_progress=True)
         systems.append(("taxonomist zero-shot + train texts as unlabeled", {}, train + texts))
     rows = []
@@ -191,7 +211,7 @@ def bench_dataset(data: Path, name: str, spec: str, max_test: int | None, with_t
         r = run_system(labels, texts, gold, encoder, params, unlabeled)
         r.update(dataset=name, encoder=spec, system=system, n_docs=len(texts), n_labels=len(labels),
                  pipeline_docs_per_s=round(len(texts) / r["pipeline_s"], 1))
-        if params in ({}, BASELINE) and ":" not in name:  # a user's run on new documents, and the plainest
+        if params in ({}, BASELINE) and ":" not in name and not dev:  # a user's run on new documents, and the plainest
             r.update(end_to_end(labels, texts, spec, encoder, params, adapt=unlabeled is texts))
         rows.append(r)
         print(f"  {name} {spec} {system}: P@1 {r['P@1']}  [{r['pipeline_s']:.1f}s]", file=sys.stderr, flush=True)
@@ -253,11 +273,15 @@ def main() -> None:
     ap.add_argument("--max-test", type=int)
     ap.add_argument("--scale", type=int, default=100_000, help="label count for the ranking-speed test (0: skip)")
     ap.add_argument("--json", help="write all rows here")
+    ap.add_argument("--dev", action="store_true", help="choosing constants: rank a fifth of each train split "
+                    "instead of the test split, which is not read (the rest of train serves --with-train)")
+    ap.add_argument("--ablate", action="store_true", help="add rows with one transductive step switched off")
     a = ap.parse_args()
     rows = []
     for name in a.datasets.split(","):
         for spec in a.encoders.split(","):
-            rows += bench_dataset(Path(a.data), name, spec, a.max_test, name in a.with_train.split(","))
+            rows += bench_dataset(Path(a.data), name, spec, a.max_test, name in a.with_train.split(","), a.dev,
+                                  a.ablate)
     print_table(rows)
     scale = bench_scale(a.scale) if a.scale else None
     if scale:

@@ -7,6 +7,7 @@ import pytest
 from conftest import label_error as error_of
 from conftest import write
 
+from taxonomist.errors import InputError
 from taxonomist.formats import detect_labels, skos
 from taxonomist.readers import read_labels
 
@@ -207,3 +208,38 @@ def test_csv_with_uri_but_no_label_column(tmp_path):
 def test_csv_row_with_too_many_fields(tmp_path):
     e = error_of(write(tmp_path, "v.csv", "uri,label_en\nhttp://x/a,A\nhttp://x/b,B,C\n"))
     assert e.where.endswith("v.csv:3") and "3 fields" in e.what
+
+
+THESAURUS = SKOS_PREFIX + """@prefix z: <http://example.org/zbwext/> .
+<http://example.org/c/V> a skos:Concept, z:Thsys ; skos:prefLabel "V  Economics"@en ; skos:inScheme <http://example.org/stw> .
+<http://example.org/c/V.05> a skos:Concept, z:Thsys ; skos:prefLabel "V.05  Prices"@en ; skos:broader <http://example.org/c/V> .
+<http://example.org/d/1> a skos:Concept, z:Descriptor ; skos:prefLabel "Inflation rate"@en ; skos:broader <http://example.org/c/V.05> .
+<http://example.org/d/2> a skos:Concept, z:Descriptor ; skos:prefLabel "Minimum wage"@en ; skos:broader <http://example.org/c/V> .
+"""
+
+
+def test_skos_category_nodes_named_by_type_are_grouping_labels_that_still_shape_the_tree(tmp_path, fresh_cache):
+    path = write(tmp_path, "stw.ttl", THESAURUS)
+    assert read_labels(path).assignable.all()  # nothing is left out unless asked
+    for name in ("Thsys", "http://example.org/zbwext/Thsys"):  # the local name or the IRI
+        labels = read_labels(path, not_assignable=[name])
+        assignable = {label.id: label.assignable for label in labels}
+        assert assignable == {"http://example.org/c/V": False, "http://example.org/c/V.05": False,
+                              "http://example.org/d/1": True, "http://example.org/d/2": True}
+        assert labels[labels.index_of("http://example.org/d/1")].parents == ("http://example.org/c/V.05",)
+    by_scheme = read_labels(path, not_assignable=["http://example.org/stw"])
+    assert [label.assignable for label in by_scheme] == [False, True, True, True]
+    kinds = {k.iri: k for k in skos.kinds(path, "turtle")}
+    assert kinds["http://example.org/zbwext/Thsys"] == skos.Kind("http://example.org/zbwext/Thsys", 2, 2)
+    assert kinds["http://example.org/zbwext/Descriptor"].with_narrower == 0
+
+
+def test_skos_not_assignable_that_no_concept_has_lists_what_the_file_has(tmp_path, fresh_cache):
+    path = write(tmp_path, "stw.ttl", THESAURUS)
+    with pytest.raises(InputError) as info:
+        read_labels(path, not_assignable=["Category"])
+    assert "'Category'" in str(info.value) and "http://example.org/zbwext/Thsys" in info.value.fix
+    jsonl = write(tmp_path, "labels.jsonl", '{"id": "a", "name": "A"}\n')
+    with pytest.raises(InputError) as info:
+        read_labels(jsonl, not_assignable=["Thsys"])
+    assert '"assignable": false' in info.value.fix

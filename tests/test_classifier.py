@@ -180,6 +180,20 @@ def test_a_documents_suggestions_do_not_depend_on_its_batch_and_a_small_pool_is_
     assert Classifier(FLAT).fit(unlabeled=POOL).model_.adaptation is not None  # sixty: enough
 
 
+def test_neighbours_are_mixed_in_only_where_the_pool_has_more_documents_per_label_than_neighbours(hashing_encoder) -> None:
+    """Ten neighbours need eleven documents per label; each step says what it chose."""
+    few = Classifier(FLAT).fit(unlabeled=POOL[:50]).model_  # ten documents per label
+    steps = {d.step: d for d in few.decisions}
+    assert few.adaptation.propagation is None and steps["propagation"].choice == "off"
+    assert "10.0 documents per label" in steps["propagation"].why
+    assert few.adaptation.prior is not None and steps["label prior"].choice == "on"
+    enough = Classifier(FLAT).fit(unlabeled=POOL).model_  # twelve
+    assert enough.adaptation.propagation is not None
+    assert {d.step: d.choice for d in enough.decisions}["propagation"] == "on"
+    plain = Classifier(FLAT).fit(unlabeled=POOL).model_.without_adaptation()
+    assert {d.step for d in plain.decisions} & {"label prior", "propagation", "self-training"} == set()
+
+
 def test_a_single_label_works(hashing_encoder) -> None:
     one = LabelSet([Label("only", "only label")])
     positions, scores = Classifier(one).fit().rank(["anything at all", "more text"], k=3)

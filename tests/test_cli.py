@@ -186,6 +186,19 @@ def test_labels_check_on_a_good_file(capsys):
     assert "hierarchy: yes; 4 roots, depth 3" in out
 
 
+def test_labels_check_lists_a_thesaurus_types_and_the_option_that_leaves_category_nodes_out(tmp_path, capsys):
+    from test_annif_vocab import THESAURUS
+
+    path = tmp_path / "stw.ttl"
+    path.write_text(THESAURUS)
+    code, out, _ = run(capsys, "labels", "check", path)
+    assert code == 0 and "grouping only: none" in out
+    assert "concepts of http://example.org/zbwext/Thsys: 2 (2 with narrower concepts)" in out
+    assert "--not-assignable http://example.org/zbwext/Thsys" in out
+    code, out, _ = run(capsys, "labels", "check", path, "--not-assignable", "Thsys")
+    assert code == 0 and "grouping only (not assignable, never suggested): 2" in out
+
+
 def test_labels_check_on_a_bad_file(tmp_path, capsys):
     path = write_jsonl(tmp_path / "labels.jsonl", [{"id": "a", "name": "A"}, {"id": "a", "name": "Again"}])
     fails(capsys, "labels", "check", path, where=f"{path}:2, field 'id'", what="duplicate label id 'a'")

@@ -57,7 +57,8 @@ def test_unlabeled_documents_are_what_the_model_adapts_to(capsys, projects, tmp_
     unlabeled.write_text("".join(f"a refund for order {i}, money back please\n" for i in range(70)))
     code, _, err = run(capsys, "suggest", "--labels", TINY_LABELS, "--docs", TINY_DOCS, "--unlabeled", unlabeled)
     assert code == 0 and "adapting to 70 unlabeled documents" in err
-    assert "adaptation: on (label priors and neighbours from 70 documents)" in err
+    assert "adaptation: on (70 unlabeled documents adapted to)" in err
+    assert "label prior: on" in err and "propagation: " in err and "self-training: " in err  # each step's choice
     adaptation = projects[-1].model.adaptation
     assert adaptation is not None and adaptation.posteriors.shape[0] == 70
     code, _, err = run(capsys, "suggest", "--labels", TINY_LABELS, "--docs", TINY_DOCS, "--no-adapt")

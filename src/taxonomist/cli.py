@@ -111,15 +111,22 @@ def _parser() -> argparse.ArgumentParser:
     label_commands = labels.add_subparsers(dest="labels_command", required=True, metavar="ACTION")
     check = label_commands.add_parser("check", help="validate a label file and summarise it")
     check.add_argument("labels", help="labels file (JSONL, CSV, TSV, SKOS, or an Annif TSV/CSV vocabulary)")
-    check.add_argument("--language", default="en", help="label language of SKOS and Annif CSV vocabularies")
+    _label_file_options(check)
     check.set_defaults(run=run_labels_check)
     add = label_commands.add_parser("add", help="add labels to a saved model: suggestible at once, no retraining")
     add.add_argument("labels", help="file of new labels (any label format); parents may be labels of the model")
     add.add_argument("--model", required=True, help="model folder, updated in place (atomically)")
-    add.add_argument("--language", default="en", help="label language of SKOS and Annif CSV vocabularies")
+    _label_file_options(add)
     add.add_argument("--quiet", action="store_true", help="no progress bars or notes")
     add.set_defaults(run=run_labels_add)
     return parser
+
+
+def _label_file_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--language", default="en", help="label language of SKOS and Annif CSV vocabularies")
+    p.add_argument("--not-assignable", action="append", default=[], metavar="TYPE_OR_SCHEME",
+                   help="SKOS: concepts of this rdf:type or skos:inScheme (an IRI or its local name, e.g. Thsys) "
+                   "are grouping labels, never suggested; repeatable; `labels check` lists a file's types and schemes")
 
 
 def _model_options(p: argparse.ArgumentParser, training: bool = False) -> None:
@@ -131,7 +138,7 @@ def _model_options(p: argparse.ArgumentParser, training: bool = False) -> None:
                    help=("labelled training documents" if training else "documents") +
                    ": .jsonl, .csv, .tsv, .txt (one per line), a folder, or - "
                    "(Annif's TSV/.tsv.gz, CSV, JSONL corpora and full-text folders too)")
-    p.add_argument("--language", default="en", help="label language of SKOS and Annif CSV vocabularies")
+    _label_file_options(p)
     if not training:
         p.add_argument("-k", type=int, default=5, help="suggestions per document (default 5)")
     p.add_argument("--encoder", help="default (bundled MiniLM), static (wordllama), model2vec (distilled from "
@@ -156,7 +163,7 @@ def _model_options(p: argparse.ArgumentParser, training: bool = False) -> None:
 def run_labels_check(args: argparse.Namespace) -> int:
     from .readers import read_labels
 
-    labels = read_labels(args.labels, language=args.language)
+    labels = read_labels(args.labels, language=args.language, not_assignable=args.not_assignable)
     depth = max((len(labels.path(i)) for i in range(len(labels))), default=0)
     described = sum(bool(label.description) for label in labels)
     roots = sum(not label.parents for label in labels)
@@ -166,8 +173,24 @@ def run_labels_check(args: argparse.Namespace) -> int:
     print(f"  multiple parents: {sum(len(l.parents) > 1 for l in labels):,}")
     grouping = int((~labels.assignable).sum())
     print(f"  grouping only (not assignable, never suggested): {grouping:,}" if grouping else
-          "  grouping only: none (mark category labels \"assignable\": false, or see --help for SKOS)")
+          "  grouping only: none (mark category labels \"assignable\": false, or see --not-assignable for SKOS)")
+    _print_skos_kinds(Path(args.labels))
     return 0
+
+
+def _print_skos_kinds(path: Path) -> None:
+    """A SKOS file's concept types and schemes: category nodes show as a kind whose concepts all have narrower ones."""
+    from .formats import NOT_SKOS, detect_labels
+
+    kind = detect_labels(path)
+    if kind in NOT_SKOS:
+        return
+    from .formats import skos
+
+    for k in skos.kinds(path, kind):
+        hint = ("  <- every one has narrower concepts: category nodes? --not-assignable " + k.iri
+                if k.with_narrower == k.concepts else "")
+        print(f"  concepts of {k.iri}: {k.concepts:,} ({k.with_narrower:,} with narrower concepts){hint}")
 
 
 def run_suggest(args: argparse.Namespace) -> int:
@@ -343,7 +366,7 @@ def run_train(args: argparse.Namespace) -> int:
     if args.model:
         raise InputError("--model is for --update; a new model is written with --out", where=args.model,
                          fix="pass --update MORE.jsonl to add examples to it, or leave --model out")
-    labels = read_labels(_require_labels(args), language=args.language)
+    labels = read_labels(_require_labels(args), language=args.language, not_assignable=args.not_assignable)
     texts, label_ids = _examples(args.docs, args, labels)
     project = _project(args, labels, model_dir=args.out)
     pool = None
@@ -430,7 +453,8 @@ def run_labels_add(args: argparse.Namespace) -> int:
     from .formats import read_label_file
     from .project import Project
 
-    new = read_label_file(Path(args.labels), args.language)  # checked together with the model's labels below
+    # checked together with the model's labels below
+    new = read_label_file(Path(args.labels), args.language, args.not_assignable)
     if not new:
         raise InputError("the file holds no labels", where=args.labels, fix="give a file with one or more labels")
     model = Project(model_dir=args.model, show_progress=not args.quiet).add_labels(new)
@@ -513,8 +537,8 @@ def _given_labels(args: argparse.Namespace):
     from .readers import read_labels
 
     if args.model:
-        return read_labels(args.labels, language=args.language) if args.labels else None
-    return read_labels(_require_labels(args), language=args.language)
+        return read_labels(args.labels, language=args.language, not_assignable=args.not_assignable) if args.labels else None
+    return read_labels(_require_labels(args), language=args.language, not_assignable=args.not_assignable)
 
 
 def _project(args: argparse.Namespace, labels, *, model_dir: str | None = None, allow_learning: bool = False):

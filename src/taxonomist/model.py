@@ -25,6 +25,7 @@ import scipy.sparse as sp
 from .adapt import Adaptation, Hierarchy
 from .calibrate import Calibration, Calibrator, Outcomes, band_of, check_fraction
 from .config import Config
+from .decision import Decision, replaced
 from .encoders.base import Encoder
 from .errors import InputError, NotSupportedError
 from .fusion import BoostedFusion, Fusion, probability
@@ -43,15 +44,6 @@ class Suggestion:
     name: str
     score: float
     probability: float | None = None
-
-
-@dataclass(frozen=True)
-class Decision:
-    """A step the model took or left out, and why: suggest and eval show them, and the model keeps them."""
-
-    step: str
-    choice: str
-    why: str
 
 
 @dataclass(frozen=True)
@@ -221,12 +213,16 @@ class Model:
         texts = list(texts)
         if not self.config.adapt.enough(len(texts)):
             return self.without_adaptation(adaptation_decision(self.config, len(texts)))
-        return replace(self, adaptation=self.scoring.adapt(Batch(texts, self.encode(texts))),
-                       decisions=_replaced(self.decisions, adaptation_decision(self.config, len(texts))))
+        adaptation = self.scoring.adapt(Batch(texts, self.encode(texts)))
+        return replace(self, adaptation=adaptation, decisions=replaced(
+            self._without_adaptation_decisions(), adaptation_decision(self.config, len(texts)), *adaptation.decisions))
 
     def without_adaptation(self, why: Decision | None = None) -> "Model":
-        return replace(self, adaptation=None, decisions=_replaced(
-            self.decisions, why or Decision("adaptation", "off", "not asked for")))
+        return replace(self, adaptation=None, decisions=replaced(
+            self._without_adaptation_decisions(), why or Decision("adaptation", "off", "not asked for")))
+
+    def _without_adaptation_decisions(self) -> tuple[Decision, ...]:
+        return tuple(d for d in self.decisions if d.step not in ADAPTATION_STEPS)
 
     def with_examples(self, texts: Sequence[str], label_ids: Sequence[Sequence[str]]) -> tuple["Model", dict[str, int]]:
         """Examples folded into the scorers that can take them (prototypes, ridge heads, nearest examples) without
@@ -278,6 +274,9 @@ def suggestions_of(ranking: Ranking, labels: LabelSet) -> list[list[Suggestion]]
             for i, (row_p, row_s) in enumerate(zip(ranking.positions, ranking.scores))]
 
 
+ADAPTATION_STEPS = frozenset({"adaptation", *Adaptation.STEPS})
+
+
 def adaptation_decision(config: Config, n_documents: int) -> Decision:
     """Whether a pool of `n_documents` is adapted to, and why."""
     settings = config.adapt
@@ -286,8 +285,6 @@ def adaptation_decision(config: Config, n_documents: int) -> Decision:
     if n_documents < settings.min_pool:
         return Decision("adaptation", "off", f"{n_documents:,} documents to adapt to; at least {settings.min_pool:,} "
                         "are needed for label priors, neighbours and a domain context to mean anything")
-    return Decision("adaptation", "on", f"label priors and neighbours from {n_documents:,} documents")
+    return Decision("adaptation", "on", f"{n_documents:,} unlabeled documents adapted to")
 
 
-def _replaced(decisions: tuple[Decision, ...], decision: Decision) -> tuple[Decision, ...]:
-    return tuple(d for d in decisions if d.step != decision.step) + (decision,)

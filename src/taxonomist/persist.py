@@ -26,7 +26,8 @@ from .encoders.fine_tune import is_tuned, load_tuned, save_tuned
 from .errors import InputError, ModelError
 from .fusion import FUSIONS
 from .labels import Label, LabelSet
-from .model import Decision, Model
+from .decision import Decision
+from .model import Model
 from .record import OutOfFold
 from .scorers.registry import SCORERS
 from .scoring import Scoring

@@ -3,6 +3,7 @@ the layer above both the data types (labels.py, corpus.py) and the file families
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from .corpus import DocumentStream
@@ -10,10 +11,10 @@ from .formats import document_reader, read_label_file
 from .labels import LabelSet
 
 
-def read_labels(path: str | Path, language: str = "en") -> LabelSet:
+def read_labels(path: str | Path, language: str = "en", not_assignable: Sequence[str] = ()) -> LabelSet:
     """Read a label file. `language` picks the names of multilingual vocabularies (SKOS, Annif CSV);
-    single-language formats ignore it."""
-    return LabelSet(read_label_file(Path(path), language), source=str(path))
+    single-language formats ignore it. `not_assignable`: SKOS concept types or schemes of grouping labels."""
+    return LabelSet(read_label_file(Path(path), language, not_assignable), source=str(path))
 
 
 def read_documents(

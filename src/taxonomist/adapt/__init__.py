@@ -7,10 +7,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from typing import ClassVar
 
 import numpy as np
 import scipy.sparse as sp
 
+from ..decision import Decision
 from .hierarchy import Hierarchy
 from .prior import LabelPrior, softmax_rows
 from .propagation import Propagation
@@ -30,7 +32,9 @@ class Adaptation:
 
     `posteriors`, `vectors`, `rows`: the pool's own smoothed posteriors and vectors by text (not saved). A batch
     drawn from the pool (the usual case: the pool is the corpus being classified) reuses them instead of encoding
-    and ranking its documents again."""
+    and ranking its documents again. `decisions`: which of STEPS ran on this pool, and why (decision.py)."""
+
+    STEPS: ClassVar[tuple[str, ...]] = ("label prior", "propagation", "self-training")
 
     prior: LabelPrior | None = None
     propagation: Propagation | None = None
@@ -38,6 +42,7 @@ class Adaptation:
     posteriors: sp.csr_matrix | None = None
     vectors: np.ndarray | None = None
     rows: dict[str, int] | None = None
+    decisions: tuple[Decision, ...] = ()
 
     def pool_rows(self, texts: Sequence[str]) -> np.ndarray:
         """Each text's row in the pool's posteriors, -1 where it is not there."""
@@ -53,4 +58,5 @@ class Adaptation:
         """Labels appended to the label set: unseen in the pool. The self-training classifier knows the old labels
         only and goes."""
         return Adaptation(None if self.prior is None else self.prior.add_labels(n_new),
-                          None if self.propagation is None else self.propagation.add_labels(n_new))
+                          None if self.propagation is None else self.propagation.add_labels(n_new),
+                          decisions=self.decisions)

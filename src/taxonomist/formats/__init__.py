@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import re
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from functools import partial
 from pathlib import Path
 
@@ -40,6 +40,7 @@ SUFFIXES = {
     ".jsonld": "json-ld",
 }
 DELIMITERS = {"csv": ",", "tsv": "\t"}
+NOT_SKOS = {"jsonl", "csv", "tsv", "lines", "annif-tsv", "annif-csv"}  # every other label kind is an RDF syntax
 HEADER_WORDS = {"id", "name", "text"}  # a first line naming one of these columns is a table's header
 SNIFF_BYTES = 4096
 LABEL_EXTENSIONS = ".jsonl, .csv, .tsv, .ttl, .rdf, .nt"
@@ -79,9 +80,18 @@ def _sniff(path: Path) -> str:
     return "lines"
 
 
-def read_label_file(path: Path, language: str = "en") -> list[Label]:
+def read_label_file(path: Path, language: str = "en", not_assignable: Sequence[str] = ()) -> list[Label]:
+    """`not_assignable`: SKOS types or schemes whose concepts are grouping labels (see skos.py); other formats
+    mark such labels themselves."""
     require_file(path)
     kind = detect_labels(path)
+    if not_assignable and kind in NOT_SKOS:
+        raise InputError(
+            f"--not-assignable names SKOS concept types or schemes, and {path} is not SKOS",
+            where=str(path),
+            fix='mark grouping labels in the file itself: "assignable": false (JSONL) or an assignable column '
+            "(CSV, TSV) holding false",
+        )
     if kind == "jsonl":
         return jsonl.read_labels(path)
     if kind == "annif-tsv":
@@ -98,7 +108,7 @@ def read_label_file(path: Path, language: str = "en") -> list[Label]:
         )
     from . import skos  # only SKOS files need the RDF parsers
 
-    return skos.read_labels(path, kind, language)
+    return skos.read_labels(path, kind, language, not_assignable)
 
 
 def detect_labels(path: Path) -> str:

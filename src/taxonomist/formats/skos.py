@@ -1,5 +1,7 @@
 """SKOS vocabularies (Turtle, RDF/XML, N-Triples, and whatever else rdflib parses): every skos:Concept that is
-not owl:deprecated is a label, identified by its IRI.
+not owl:deprecated is a label, identified by its IRI. Concepts of the types or schemes named in `not_assignable`
+(a thesaurus' category nodes: STW's zbwext:Thsys, a scheme of facets) are grouping labels, never suggested;
+`kinds` lists the types and schemes a file has, so that a user can find them (`taxonomist labels check`).
 
 Turtle, RDF/XML and N-Triples are parsed by pyoxigraph (Rust), some thirty times faster than rdflib. rdflib parses
 the other syntaxes, and any file pyoxigraph refuses: it reads some that pyoxigraph does not (RDF/XML in Latin-1),
@@ -16,6 +18,7 @@ import json
 from collections import defaultdict
 from pathlib import Path
 from typing import NamedTuple
+from collections.abc import Sequence
 
 import pyoxigraph
 
@@ -33,7 +36,7 @@ FAST_SYNTAXES = {
     "nt": pyoxigraph.RdfFormat.N_TRIPLES,
 }
 # Part of every cache key: bump it whenever the labels read from the same file would change.
-CACHE_VERSION = 2
+CACHE_VERSION = 3
 HASH_CHUNK = 1 << 20
 BOM = b"\xef\xbb\xbf"
 
@@ -43,12 +46,13 @@ CONCEPT = _SKOS + "Concept"
 PREF_LABEL, ALT_LABEL, HIDDEN_LABEL = _SKOS + "prefLabel", _SKOS + "altLabel", _SKOS + "hiddenLabel"
 DEFINITION, SCOPE_NOTE, NOTATION = _SKOS + "definition", _SKOS + "scopeNote", _SKOS + "notation"
 BROADER, NARROWER = _SKOS + "broader", _SKOS + "narrower"
+IN_SCHEME, TOP_CONCEPT_OF = _SKOS + "inScheme", _SKOS + "topConceptOf"
 RDFS_LABEL = "http://www.w3.org/2000/01/rdf-schema#label"
 DEPRECATED = "http://www.w3.org/2002/07/owl#deprecated"
 # The only predicates the walk asks about; the rest of the file is counted and dropped while parsing.
 PREDICATES = frozenset({
     TYPE, PREF_LABEL, ALT_LABEL, HIDDEN_LABEL, RDFS_LABEL, DEFINITION, SCOPE_NOTE, NOTATION,
-    BROADER, NARROWER, DEPRECATED,
+    BROADER, NARROWER, DEPRECATED, IN_SCHEME, TOP_CONCEPT_OF,
 })
 
 
@@ -64,28 +68,57 @@ Triple = tuple[str, str, Term]
 Objects = dict[tuple[Term, str], list[Term]]  # (subject, predicate) -> objects
 
 
-def read_labels(path: Path, syntax: str, language: str = "en") -> list[Label]:
+class Kind(NamedTuple):
+    """A type (besides skos:Concept) or scheme that concepts of a vocabulary have, and how many."""
+
+    iri: str
+    concepts: int
+    with_narrower: int  # of them, those that have narrower concepts: all of them, for category nodes
+
+
+def read_labels(path: Path, syntax: str, language: str = "en", not_assignable: Sequence[str] = ()) -> list[Label]:
     """`language` is the preferred language of names, aliases and descriptions; untagged text comes next,
-    then any other language."""
+    then any other language. `not_assignable`: types or schemes (IRIs, or their local names) whose concepts
+    are grouping labels."""
     language = language.lower()
-    cache = _cache_file(path, syntax, language)
+    not_assignable = tuple(sorted(set(not_assignable)))
+    cache = _cache_file(path, syntax, language, not_assignable)
     labels = _load_cache(cache)
     if labels is None:
-        labels = _read(path, syntax, language)
+        labels = _read(path, syntax, language, not_assignable)
         _save_cache(cache, labels)
     return labels
 
 
-def _read(path: Path, syntax: str, language: str) -> list[Label]:
+def kinds(path: Path, syntax: str) -> list[Kind]:
+    """The types and schemes of the file's concepts, most common first."""
+    _, objects, concepts, kinds_of = _walk(path, syntax)
+    has_narrower = {p for c in concepts for p in objects.get((c, BROADER), [])}
+    counts: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    for concept in concepts:
+        for kind in kinds_of.get(concept, ()):
+            counts[kind][0] += 1
+            counts[kind][1] += concept in has_narrower
+    return sorted((Kind(iri, n, m) for iri, (n, m) in counts.items()), key=lambda k: (-k.concepts, k.iri))
+
+
+def _walk(path: Path, syntax: str) -> tuple[int, Objects, set[str], dict[str, set[str]]]:
+    """Triples read into (number of triples, objects by subject and predicate, concepts, their kinds)."""
     triples, size = _triples(path, syntax)
     objects: Objects = defaultdict(list)
     concepts: set[str] = set()
+    kinds_of: dict[str, set[str]] = defaultdict(set)
     for subject, predicate, value in triples:
         if predicate == TYPE:
             if value == CONCEPT:
                 concepts.add(subject)
+            elif isinstance(value, str):
+                kinds_of[subject].add(value)
         elif predicate == NARROWER:  # the inverse of broader: a parent naming its child
             objects[value, BROADER].append(subject)
+        elif predicate in (IN_SCHEME, TOP_CONCEPT_OF):
+            if isinstance(value, str):
+                kinds_of[subject].add(value)
         else:
             objects[subject, predicate].append(value)
     if not concepts:
@@ -94,8 +127,36 @@ def _read(path: Path, syntax: str, language: str) -> list[Label]:
             where=str(path),
             fix="declare each label as a concept: <IRI> a skos:Concept ; skos:prefLabel \"name\"@en .",
         )
+    return size, objects, concepts, kinds_of
+
+
+def _read(path: Path, syntax: str, language: str, not_assignable: tuple[str, ...] = ()) -> list[Label]:
+    _, objects, concepts, kinds_of = _walk(path, syntax)
     deprecated = {c for c in concepts if _is_deprecated(objects.get((c, DEPRECATED), []))}
-    return [_label(objects, c, language, deprecated) for c in sorted(concepts - deprecated)]
+    grouping = _grouping(path, concepts, kinds_of, not_assignable)
+    return [_label(objects, c, language, deprecated, c not in grouping) for c in sorted(concepts - deprecated)]
+
+
+def _grouping(path: Path, concepts: set[str], kinds_of: dict[str, set[str]], wanted: tuple[str, ...]) -> set[str]:
+    """The concepts of the types or schemes `wanted`; a name no concept has is an error that lists those it has."""
+    if not wanted:
+        return set()
+    present = {kind for concept in concepts for kind in kinds_of.get(concept, ())}
+    matched = {w: {k for k in present if k == w or _local_name(k) == w} for w in wanted}
+    unknown = [w for w, found in matched.items() if not found]
+    if unknown:
+        have = ", ".join(sorted(present)[:20]) or "none"
+        raise InputError(
+            f"no concept in {path} has the type or scheme {', '.join(map(repr, unknown))}",
+            where=str(path),
+            fix=f"name one the file has (an IRI or its local name): {have}; `taxonomist labels check` lists them",
+        )
+    kinds = set().union(*matched.values())
+    return {c for c in concepts if kinds_of.get(c, set()) & kinds}
+
+
+def _local_name(iri: str) -> str:
+    return iri.rstrip("/#").rsplit("#", 1)[-1].rsplit("/", 1)[-1]
 
 
 def _is_deprecated(flags: list[Term]) -> bool:
@@ -106,10 +167,10 @@ def _lexical(term: Term) -> str:
     return term.value if isinstance(term, Text) else term
 
 
-def _cache_file(path: Path, syntax: str, language: str) -> Path:
+def _cache_file(path: Path, syntax: str, language: str, not_assignable: tuple[str, ...]) -> Path:
     from ..encoders.base import default_cache_dir
 
-    digest = hashlib.sha256(f"{CACHE_VERSION}\0{syntax}\0{language}\0".encode())
+    digest = hashlib.sha256(f"{CACHE_VERSION}\0{syntax}\0{language}\0{chr(1).join(not_assignable)}\0".encode())
     with open_bytes(path) as f:
         while chunk := f.read(HASH_CHUNK):
             digest.update(chunk)
@@ -208,7 +269,7 @@ def _parse_error(path: Path, syntax: str, why: str, line: int | None) -> InputEr
     )
 
 
-def _label(objects: Objects, concept: str, language: str, deprecated: set[str]) -> Label:
+def _label(objects: Objects, concept: str, language: str, deprecated: set[str], assignable: bool = True) -> Label:
     """Links to deprecated concepts are dropped with them, so a child never points at a missing parent."""
     if concept.startswith("_:"):
         raise InputError(
@@ -236,6 +297,7 @@ def _label(objects: Objects, concept: str, language: str, deprecated: set[str]) 
         aliases=tuple(a for a in dict.fromkeys(aliases) if a and a != text),
         where=concept,
         notation=notations[0] if notations else "",
+        assignable=assignable,
     )
 
 

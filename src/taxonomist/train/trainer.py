@@ -22,7 +22,8 @@ from ..encoders.base import Encoder
 from ..errors import InputError
 from ..fusion import cross_fitted, fit_fusion, probability
 from ..labels import LabelSet, label_counts
-from ..model import Decision, Model, adaptation_decision
+from ..decision import Decision
+from ..model import Model, adaptation_decision
 from ..record import OutOfFold
 from ..scorers.base import LABEL_TEXTS, Batch, FitInput, Scorer
 from ..scorers.label_text import label_variants
@@ -90,6 +91,8 @@ class Trainer:
         scoring = Scoring({name: scorers[name] for name in config.scorers if name in scorers}, hierarchy, config,
                           len(labels), label_counts(targets) if examples else None, static, Scoring.mask_of(labels))
         adaptation = scoring.adapt(Batch(list(unlabeled), pool)) if usable else None
+        if adaptation is not None:
+            decisions += adaptation.decisions
         fusion = self._fusion(record)
         return Model(labels, encoder, encoder_spec, config, scoring, adaptation, fusion, documents=len(texts),
                      record=record, calibration=self._calibration(record, fusion, scoring.counts),
