@@ -194,6 +194,19 @@ def test_neighbours_are_mixed_in_only_where_the_pool_has_more_documents_per_labe
     assert {d.step for d in plain.decisions} & {"label prior", "propagation", "self-training"} == set()
 
 
+def test_auto_context_goes_to_every_label_or_none_and_only_where_it_does_not_narrow_the_first_labels(
+        hashing_encoder) -> None:
+    described = Classifier(FLAT).fit(unlabeled=POOL).model_
+    context = {d.step: d for d in described.decisions}["context"]
+    assert described.contexts == () and context.choice == "off" and "5 of 5 labels are described" in context.why
+    bare = LabelSet([Label(label.id, label.name) for label in FLAT])
+    model = Classifier(bare).fit(unlabeled=POOL).model_
+    context = {d.step: d for d in model.decisions}["context"]
+    assert "first labels spread over" in context.why  # the hub check ran on the pool and says what it found
+    assert (context.choice == "off") == (model.contexts == ())
+    assert {d.step: d.choice for d in Classifier(bare).fit(unlabeled=POOL[:10]).model_.decisions}["context"] == "off"
+
+
 def test_a_single_label_works(hashing_encoder) -> None:
     one = LabelSet([Label("only", "only label")])
     positions, scores = Classifier(one).fit().rank(["anything at all", "more text"], k=3)

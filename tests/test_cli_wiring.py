@@ -43,7 +43,7 @@ def test_context_hierarchy_and_encoder_reach_the_model(capsys, projects):
     assert code == 0, err
     model = projects[-1].model
     assert model.contexts == ("retail", "shop") and model.config.label_text.context == "retail, shop"
-    assert "domain context for bare label names: retail, shop" in err
+    assert "context: retail, shop (asked for)" in err
     assert model.config.label_text.hierarchy == "off" and model.scoring.hierarchy is None
     assert model.encoder_spec == "static"  # the spec the encoder was resolved from
     code, _, err = run(capsys, "suggest", "--labels", TINY_LABELS, "--docs", TINY_DOCS, "--format", "jsonl")

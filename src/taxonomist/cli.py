@@ -374,7 +374,7 @@ def run_train(args: argparse.Namespace) -> int:
         pool = _pool(args.unlabeled, args)
         _note(args, f"adapting to {len(pool):,} unlabeled documents")
     model = project.train(texts, label_ids, unlabeled=pool or None)
-    _note_contexts(args, model)
+    _note_decisions(args, model)
     fused = f"{model.fusion.kind} fusion learnt on held-out examples" if model.fusion is not None else "prototypes only"
     tuned = "; encoder fine-tuned on them" if is_tuned(model.encoder.identity) else ""
     _note(args, f"trained on {len(texts):,} documents ({int((model.counts > 0).sum()):,} of {len(labels):,} labels "
@@ -501,10 +501,7 @@ def _prepare(args: argparse.Namespace, need_gold: bool = False):
         pool = _pool(args.unlabeled or args.docs, args, None if args.unlabeled else labels)
         _note(args, f"adapting to {len(pool):,} unlabeled documents")
     model = project.adapt(pool)
-    if not args.model:
-        _note_contexts(args, model)
-    for decision in model.decisions:
-        _note(args, f"{decision.step}: {decision.choice} ({decision.why})")
+    _note_decisions(args, model)
     if model.calibration is None and args.command == "suggest":
         _note(args, "scores are not probabilities: the model is not calibrated (taxonomist calibrate)")
     if getattr(args, "coverage", None) is not None:
@@ -552,9 +549,9 @@ def _project(args: argparse.Namespace, labels, *, model_dir: str | None = None, 
                    adapt=not args.no_adapt, allow_learning=allow_learning, show_progress=not args.quiet)
 
 
-def _note_contexts(args: argparse.Namespace, model) -> None:
-    if model.contexts:
-        _note(args, f"domain context for bare label names: {', '.join(model.contexts)}")
+def _note_decisions(args: argparse.Namespace, model) -> None:
+    for decision in model.decisions:
+        _note(args, f"{decision.step}: {decision.choice} ({decision.why})")
 
 
 def _require_labels(args: argparse.Namespace) -> str:
