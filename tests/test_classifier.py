@@ -178,6 +178,13 @@ def test_a_documents_suggestions_do_not_depend_on_its_batch_and_a_small_pool_is_
     plain = Classifier(FLAT, adapt=False).fit(unlabeled=POOL)
     assert plain.model_.adaptation is None and plain.model_.decisions[-1].why == "plain similarity asked for"
     assert Classifier(FLAT).fit(unlabeled=POOL).model_.adaptation is not None  # sixty: enough
+    adapted = Classifier(FLAT).fit(unlabeled=POOL)  # adapted once, then asked one document at a time, as a server is
+    batch = [POOL[3], DOCS[0], POOL[40], DOCS[2]]
+    together = adapted.rank(batch, k=5)
+    for i, text in enumerate(batch):
+        positions, scores = adapted.rank([text], k=5)
+        np.testing.assert_array_equal(together[0][i], positions[0])
+        np.testing.assert_allclose(together[1][i], scores[0], rtol=1e-5)
 
 
 def test_neighbours_are_mixed_in_only_where_the_pool_has_more_documents_per_label_than_neighbours(hashing_encoder) -> None:
