@@ -49,7 +49,8 @@ class AdaptConfig:
     documents it is fitted on (or adapted to), never to the batch it ranks, so a document's suggestions do not
     depend on which others share its batch; a pool of fewer than `min_pool` documents is too small for a label
     prior, a neighbour graph or a domain context to mean anything, and is not adapted to. `pool_size`: the most
-    documents adapted to.
+    documents adapted to. Propagation needs more documents per label in the pool than `propagation_neighbours`
+    (scoring.py says why).
     Self-training needs pseudo-labelled documents for most labels: `self_training_docs_per_label` of pool per
     label before it switches on. It is off with static encoders (measured on foldoc P@1 −3.5 with model2vec,
     +0.2 with wordllama at most of the static path's time; +1.2 to +1.5 with MiniLM), and once labels have

@@ -221,21 +221,23 @@ class Trainer:
         words = tuple(domain_words(texts, vectors, encoder, settings.context_words, self.config.random_state))
         if not words:
             return (), Decision("context", "off", "no word common enough in the documents")
-        spread = {}
         sample = self._sample(Batch(list(texts), vectors))
-        for key, contexts in (("with", words), ("without", ())):
-            scorer = self.config.scorer("label_text").fit(FitInput(labels=labels, encoder=encoder, contexts=contexts,
-                                                                   random_state=self.config.random_state))
-            scoring = Scoring({"label_text": scorer}, None, self.config, len(labels), None, False,
-                              Scoring.mask_of(labels))
-            candidates, sims = scoring.candidates(sample)
-            spread[key] = effective_labels(candidates[np.arange(len(candidates)), np.argmax(sims, axis=1)])
-        ratio = spread["with"] / max(spread["without"], 1e-9)
-        why = (f"the documents' first labels spread over {spread['with']:.0f} labels with it, {spread['without']:.0f} "
-               f"without ({ratio:.2f}; it must not narrow them: {CONTEXT_MIN_SPREAD:.2f})")
+        with_it, without = (self._first_label_spread(labels, encoder, contexts, sample) for contexts in (words, ()))
+        ratio = with_it / max(without, 1e-9)
+        why = (f"the documents' first labels spread over {with_it:.0f} labels with it, {without:.0f} without "
+               f"({ratio:.2f}; it must not narrow them: {CONTEXT_MIN_SPREAD:.2f})")
         if ratio < CONTEXT_MIN_SPREAD:
             return (), Decision("context", "off", why)
         return words, Decision("context", ", ".join(words), why)
+
+    def _first_label_spread(self, labels: LabelSet, encoder: Encoder, contexts: tuple[str, ...],
+                            sample: Batch) -> float:
+        """How many labels the sample's first labels spread over (effective_labels), by plain label-text similarity."""
+        scorer = self.config.scorer("label_text").fit(FitInput(labels=labels, encoder=encoder, contexts=contexts,
+                                                               random_state=self.config.random_state))
+        scoring = Scoring({"label_text": scorer}, None, self.config, len(labels), None, False, Scoring.mask_of(labels))
+        candidates, sims = scoring.candidates(sample)
+        return effective_labels(candidates[np.arange(len(candidates)), np.argmax(sims, axis=1)])
 
     def _sample(self, pool: Batch) -> Batch:
         """Up to SPREAD_SAMPLE documents of the pool, drawn with the random state, in pool order."""
