@@ -126,12 +126,13 @@ class Scoring:
                                           settings.prior_strength).fit(candidates, sims, self.n_labels)
         decisions.append(Decision("label prior", "on" if adaptation.prior else "off", "asked for"))
         posteriors = self.posteriors(candidates, sims, adaptation)
-        decisions.append(self._propagation_decision(len(pool.texts)))
+        per_label = len(pool.texts) / max(self.n_assignable, 1)  # what propagation and self-training need
+        decisions.append(self._propagation_decision(per_label))
         if decisions[-1].choice == "on":
             adaptation.propagation = Propagation(settings.propagation_neighbours, settings.propagation_alpha)
             adaptation.propagation.fit(pool.vectors, posteriors)
             posteriors = adaptation.propagation.smooth(pool.vectors, posteriors)
-        decisions.append(self._self_training_decision(len(pool.texts)))
+        decisions.append(self._self_training_decision(per_label))
         if decisions[-1].choice == "on":
             best = csr_top_k(posteriors, 1)[0][:, 0]
             if len(np.unique(best)) > 1:  # one pseudo-label class teaches nothing (and sklearn refuses it)
@@ -147,7 +148,7 @@ class Scoring:
     def n_assignable(self) -> int:
         return self.n_labels if self.assignable is None else int(self.assignable.sum())
 
-    def _propagation_decision(self, n_pool: int) -> Decision:
+    def _propagation_decision(self, per_label: float) -> Decision:
         """Neighbours can share a document's label only where the pool holds more documents of each label than a
         document has neighbours: with fewer, most neighbours are bound to carry other labels, and mixing their
         posteriors in blurs labels together (emoji's 96 labels and 244 documents: P@1 −3.3 with it)."""
@@ -155,13 +156,12 @@ class Scoring:
         k = settings.propagation_neighbours
         if settings.propagation_alpha <= 0 or k <= 0:
             return Decision("propagation", "off", "asked for")
-        per_label = n_pool / max(self.n_assignable, 1)
         if per_label < k + 1:
             return Decision("propagation", "off", f"{per_label:.1f} documents per label in the pool; {k + 1} are "
                             f"needed for a document's {k} neighbours to share its label")
         return Decision("propagation", "on", f"{k} neighbours, {per_label:.0f} documents per label in the pool")
 
-    def _self_training_decision(self, n_pool: int) -> Decision:
+    def _self_training_decision(self, per_label: float) -> Decision:
         settings = self.config.adapt
         if settings.self_training <= 0:
             return Decision("self-training", "off", "asked for")
@@ -169,7 +169,6 @@ class Scoring:
             return Decision("self-training", "off", "static encoder (it does not help there)")
         if self._well_supervised():
             return Decision("self-training", "off", "the labels have examples enough")
-        per_label = n_pool / max(self.n_assignable, 1)
         if per_label < settings.self_training_docs_per_label:
             return Decision("self-training", "off", f"{per_label:.1f} documents per label in the pool; "
                             f"{settings.self_training_docs_per_label} are needed to learn a label from its own")
