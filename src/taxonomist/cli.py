@@ -119,6 +119,33 @@ def _parser() -> argparse.ArgumentParser:
     _label_file_options(add)
     add.add_argument("--quiet", action="store_true", help="no progress bars or notes")
     add.set_defaults(run=run_labels_add)
+
+    serve = commands.add_parser("serve", help="answer Annif's REST API (/v1) and taxonomist's own (/api) over HTTP")
+    serve.add_argument("--project", action="append", required=True, metavar="ID=MODEL_DIR",
+                       help="a project to serve: ID=MODEL_DIR (a trained model) or ID=labels:LABELS_FILE (zero-shot); "
+                       "repeatable")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    serve.add_argument("--allow-learning", action="append", default=[], metavar="ID",
+                       help="let clients change this project's model (Annif's learn, new labels); repeatable")
+    serve.add_argument("--encoder", help="encoder for labels: projects (default: the bundled MiniLM); a model "
+                       "folder keeps its own unless this names one")
+    serve.add_argument("--language", default="en", help="the label language (Annif's vocabulary language) and of "
+                       "SKOS and Annif CSV label files (default en)")
+    from .serve.limits import Limits
+
+    defaults = Limits()
+    serve.add_argument("--max-body-bytes", type=int, default=defaults.max_body_bytes,
+                       help=f"largest request body; 413 beyond (default {defaults.max_body_bytes:,})")
+    serve.add_argument("--max-text-chars", type=int, default=defaults.max_text_chars,
+                       help=f"longest document text; 413 beyond (default {defaults.max_text_chars:,})")
+    serve.add_argument("--max-documents", type=int, default=defaults.max_documents,
+                       help=f"documents per /api request (default {defaults.max_documents:,}; Annif's "
+                       "suggest-batch keeps its 32)")
+    serve.add_argument("--max-results", type=int, default=defaults.max_results,
+                       help=f"most suggestions per document: larger limit or k are clamped (default "
+                       f"{defaults.max_results:,})")
+    serve.set_defaults(run=run_serve)
     return parser
 
 
@@ -459,6 +486,29 @@ def run_labels_add(args: argparse.Namespace) -> int:
         raise InputError("the file holds no labels", where=args.labels, fix="give a file with one or more labels")
     model = Project(model_dir=args.model, show_progress=not args.quiet).add_labels(new)
     _note(args, f"added {len(new):,} labels to {args.model} (now {len(model.labels):,}); suggestible at once")
+    return 0
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from .serve.app import create_app
+    from .serve.limits import Limits
+    from .serve.projects import Projects, ProjectSpec, ServedProject, builder
+
+    try:
+        limits = Limits(args.max_body_bytes, args.max_text_chars, args.max_documents, args.max_results)
+    except ValueError as error:
+        raise InputError(str(error), fix="give limits of 1 or more") from None
+    specs = [ProjectSpec.parse(text) for text in args.project]
+    unknown = sorted(set(args.allow_learning) - {spec.project_id for spec in specs})
+    if unknown:
+        raise InputError(f"--allow-learning names projects that are not served: {', '.join(unknown)}",
+                         fix="name ids given with --project")
+    projects = Projects([ServedProject(builder(spec, encoder=args.encoder, language=args.language,
+                                              allow_learning=spec.project_id in args.allow_learning),
+                                      language=args.language) for spec in specs])
+    uvicorn.run(create_app(projects, limits), host=args.host, port=args.port)
     return 0
 
 

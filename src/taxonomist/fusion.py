@@ -70,12 +70,21 @@ class Fusion:
         offset: a pair's log-odds is its band's offset plus its base columns times its band's weights, and
         the (pairs × features) matrix of `fit` (~40 columns) is never built.
         """
+        logits = None
+        for part in self.contributions(scores, counts).values():
+            logits = part.copy() if logits is None else logits + part
+        return np.where(np.isfinite(scores[self.scorers_[0]]), logits, -np.inf)
+
+    def contributions(self, scores: Mapping[str, np.ndarray], counts: np.ndarray) -> dict[str, np.ndarray]:
+        """The log-odds taken apart (n, C each): "offset" (the band's intercept), then each scorer's weight times
+        its score, then "examples" (log1p of the example count times its weight); they add up to `decision`, so a
+        server can say how much each scorer lifted a label."""
         weights, offsets = self._band_weights()
         band = _band(counts)
-        logits = offsets[band]
-        for j, column in enumerate(self._base(scores, counts)):
-            logits += weights[band, j] * column
-        return np.where(np.isfinite(scores[self.scorers_[0]]), logits, -np.inf)
+        parts = {"offset": offsets[band]}
+        for j, (name, column) in enumerate(zip((*self.scorers_, "examples"), self._base(scores, counts))):
+            parts[name] = weights[band, j] * column
+        return parts
 
     def _band_weights(self) -> tuple[np.ndarray, np.ndarray]:
         """Per band, the weight of each base column and the offset, standardisation folded in."""

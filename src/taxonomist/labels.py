@@ -103,6 +103,23 @@ class LabelSet:
     def is_hierarchical(self) -> bool:
         return any(label.parents for label in self.labels)
 
+    def under(self, label_ids: Iterable[str]) -> np.ndarray:
+        """bool (L,): the labels in the branches of `label_ids` (each label itself and everything below it,
+        through any of its parents); an id outside the set is an error that names it."""
+        ids = list(label_ids)
+        unknown = [label_id for label_id in ids if label_id not in self._index]
+        if unknown:
+            raise InputError(f"unknown label ids: {', '.join(repr(u) for u in unknown[:5])}",
+                             fix="use ids of the label set (search them by name: GET .../labels?q=)")
+        inside = np.zeros(len(self), dtype=bool)
+        todo = [self._index[label_id] for label_id in ids]
+        while todo:
+            i = todo.pop()
+            if not inside[i]:
+                inside[i] = True
+                todo.extend(int(c) for c in self.children_index[i] if not inside[c])
+        return inside
+
     def path(self, i: int) -> list[int]:
         """One root-to-label path (first parent at each step), for 'A > B > C' text views."""
         out = [i]

@@ -70,6 +70,11 @@ class Project:
                 model = self._model
         return model
 
+    @property
+    def is_loaded(self) -> bool:
+        """Whether the model is in memory already (a server is ready only then)."""
+        return self._model is not None
+
     def adapt(self, texts: Sequence[str] | None) -> Model:
         """Fit the model to the corpus at hand (or to nothing: None). A zero-shot model is fitted on it (domain
         context, priors, neighbours, self-training); a trained one adapts to it, or drops what an earlier pool
