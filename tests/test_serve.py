@@ -427,14 +427,52 @@ def test_project_specs(tmp_path):
 
 
 # ---------------------------------------------------------------------------- fuzzing
-def schemathesis(location: str, base_url: str, tmp_path: Path, project_id: str) -> subprocess.CompletedProcess:
+# Checks that need state or auth this server has none of.
+CHECKS = """
+[checks]
+ignored_auth.enabled = false
+use_after_free.enabled = false
+ensure_resource_availability.enabled = false
+object_level_authorization.enabled = false
+"""
+# Where Annif's spec says less than Annif does (and so do we, to match it): a `language` other than the
+# vocabulary's is 400 'language "xx" not supported by vocabulary' (the spec: any string), so the fuzzer is given
+# the project's language, as Annif's own test gives it the project ids; detect-language answers 400
+# "unsupported candidate languages" for a well-formed code simplemma does not know ("000"); learn answers 400 for a
+# body that is not an array of documents though the spec lists no 400 there. The tests above check all three.
+ANNIF_GAPS = """
+[[operations]]
+include-path-regex = "/suggest"
+parameters = { "query.language" = "en", "body.language" = "en" }
+
+[[operations]]
+include-path = "/detect-language"
+checks.positive_data_acceptance.expected-statuses = ["2xx", "400"]
+
+[[operations]]
+include-path = "/projects/{project_id}/learn"
+checks.status_code_conformance.enabled = false
+"""
+
+
+# Label ids in the branch filters must be the project's own (400 naming the unknown ones, tested above), which
+# no schema can say: the fuzzer is given none, and a 400 for the ids it still invents (in its coverage phase) is
+# accepted as a valid request's answer on this operation only; every other check still runs on it.
+OUR_GAPS = """
+[[operations]]
+include-path = "/api/projects/{project_id}/suggest"
+parameters = { "body.include_under" = [], "body.exclude_under" = [], "body.exclude" = [] }
+checks.positive_data_acceptance.expected-statuses = ["2xx", "400"]
+"""
+
+
+def schemathesis(location: str, base_url: str, tmp_path: Path, project_id: str, extra: str = "") -> subprocess.CompletedProcess:
     """schemathesis' CLI, with every project_id fixed to a served project (as Annif's own test whitelists them)."""
     config = tmp_path / "schemathesis.toml"
-    config.write_text(f'[parameters]\n"path.project_id" = "{project_id}"\n')
+    config.write_text(f'[parameters]\n"path.project_id" = "{project_id}"\n' + CHECKS + extra)
     command = [str(Path(sys.executable).parent / "schemathesis"), "--config-file", str(config), "run", location,
-               "--url", base_url, "--max-examples", "30", "--checks", "all", "--exclude-checks",
-               "ignored_auth,use_after_free,ensure_resource_availability,object_level_authorization",
-               "--phases", "examples,coverage,fuzzing", "--seed", "1", "--workers", "2", "--no-color"]
+               "--url", base_url, "--max-examples", "30", "--phases", "examples,coverage,fuzzing", "--seed", "1",
+               "--workers", "1", "--no-color"]  # threads: CPython 3.11 ast race
     return subprocess.run(command, capture_output=True, text=True, timeout=120, cwd=tmp_path,
                           env=os.environ | {"SCHEMATHESIS_TELEMETRY": "false"})
 
@@ -443,5 +481,8 @@ def schemathesis(location: str, base_url: str, tmp_path: Path, project_id: str) 
 def test_schemathesis_finds_no_failure(server, tmp_path, spec):
     base = server[0]
     location, url = (str(DATA / "annif.yaml"), f"{base}/v1") if spec == "annif" else (f"{base}/openapi.json", base)
-    result = schemathesis(location, url, tmp_path, "zs")
+    if spec == "annif":
+        result = schemathesis(location, url, tmp_path, "zs", ANNIF_GAPS)
+    else:  # the calibrated project, so that coverage and min_probability are valid requests
+        result = schemathesis(location, url, tmp_path, "tr", OUR_GAPS)
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]

@@ -50,6 +50,9 @@ def annif_results(model: Model, texts: list[str], limit: int, threshold: float) 
 
 
 # ---------------------------------------------------------------------------- input, checked as Annif does
+INT32_MAX = 2**31 - 1  # annif.yaml's `limit` is an int32
+
+
 def _integer(value: str, name: str, minimum: int) -> int:
     try:
         number = int(value)
@@ -57,6 +60,8 @@ def _integer(value: str, name: str, minimum: int) -> int:
         raise bad_request(f"{value!r} is not of type 'integer' - '{name}'") from None
     if number < minimum:
         raise bad_request(f"{number} is less than the minimum of {minimum} - '{name}'")
+    if number > INT32_MAX:
+        raise bad_request(f"{number} is greater than the maximum of {INT32_MAX} (int32) - '{name}'")
     return number
 
 

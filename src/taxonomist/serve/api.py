@@ -37,7 +37,7 @@ def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
 
 
 class DocumentIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)  # JSON types as the schema says: no "10" for 10
     id: str | None = Field(None, description="your id, echoed in the result")
     text: str
 
@@ -45,7 +45,6 @@ class DocumentIn(BaseModel):
 class SuggestIn(BaseModel):
     """One document (`text`) or several (`documents`); filters apply to each."""
 
-    model_config = ConfigDict(extra="forbid")
     text: str | None = None
     documents: list[DocumentIn] | None = None
     k: int = Field(10, ge=1, description="most suggestions per document; clamped to the server's maximum")
@@ -59,6 +58,13 @@ class SuggestIn(BaseModel):
     exclude_under: list[str] = Field(default_factory=list, description="drop labels in these branches")
     exclude: list[str] = Field(default_factory=list, description="drop these labels")
     explain: bool = Field(False, description="evidence per suggestion")
+
+    # what _one_source checks, said in the schema too: a text or documents, not both (null counts as absent)
+    model_config = ConfigDict(extra="forbid", strict=True, json_schema_extra={
+        "anyOf": [{"required": ["text"], "properties": {"text": {"type": "string"}}},
+                  {"required": ["documents"], "properties": {"documents": {"type": "array"}}}],
+        "not": {"required": ["text", "documents"],
+                "properties": {"text": {"type": "string"}, "documents": {"type": "array"}}}})
 
     @model_validator(mode="after")
     def _one_source(self) -> "SuggestIn":
@@ -142,7 +148,7 @@ class LabelsOut(BaseModel):
 
 
 class LabelIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)  # JSON types as the schema says: no "10" for 10
     id: str = Field(min_length=1)
     name: str = Field(min_length=1)
     description: str = ""
@@ -229,6 +235,9 @@ def suggest(served: ServedProject, request: SuggestIn, limits: Limits) -> Sugges
                           f"server takes at most {limits.max_text_chars:,} (--max-text-chars)")
     model = served.model  # one model for the whole request, whatever a reload does meanwhile
     texts = [document.text for document in documents]
+    if not texts:
+        return SuggestOut(project_id=served.project_id, score="fused" if model.fusion is not None else "posterior",
+                          calibrated=model.calibration is not None, results=[])
     ranking = select(model, texts, request, min(request.k, limits.max_results))
     labels = model.labels
     results = []

@@ -53,6 +53,17 @@ def validation_detail(error: RequestValidationError) -> str:
     return f"{where}: {first.get('msg', 'invalid')}{more}"
 
 
+def allowed_methods(app: FastAPI, request: Request) -> list[str]:
+    """Every method some route takes at this path."""
+    from starlette.routing import Match
+
+    methods: set[str] = set()
+    for route in app.router.routes:
+        if route.matches(request.scope)[0] != Match.NONE:
+            methods |= set(getattr(route, "methods", None) or ())
+    return sorted(methods)
+
+
 def install(app: FastAPI) -> None:
     """Every error the app can raise, answered as problem+json."""
 
@@ -70,6 +81,8 @@ def install(app: FastAPI) -> None:
         response = problem(error.status_code, title, str(error.detail))
         for name, value in (error.headers or {}).items():
             response.headers[name] = value
+        if error.status_code == 405:  # Starlette names only the first matching route's methods
+            response.headers["Allow"] = ", ".join(allowed_methods(app, request))
         return response
 
     @app.exception_handler(TaxonomistError)
