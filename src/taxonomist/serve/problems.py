@@ -85,6 +85,12 @@ def install(app: FastAPI) -> None:
             response.headers["Allow"] = ", ".join(allowed_methods(app, request))
         return response
 
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, error: Exception) -> Response:  # a bug, not the client's input
+        log.exception("%s %s failed", request.method, request.url.path)
+        return problem(500, "Internal Server Error", f"the server failed on this request ({type(error).__name__}); "
+                       "its log has the details")
+
     @app.exception_handler(TaxonomistError)
     async def _taxonomist(request: Request, error: TaxonomistError) -> Response:
         status = error.http_status
