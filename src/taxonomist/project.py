@@ -136,8 +136,9 @@ class Project:
     def save(self, model_dir: str | Path) -> None:
         """Write the current model to `model_dir`, which becomes this project's folder."""
         with self._lock:
+            model = self.model  # before the folder changes: a zero-shot project's model is not in that folder
             self.model_dir = Path(model_dir)
-            self._commit(self.model)
+            self._commit(model)
 
     def info(self) -> dict[str, Any]:
         """What the project is: its model's labels, encoder, examples and parts (Annif's project dump)."""
