@@ -150,6 +150,14 @@ def test_bad_feedback_is_refused(db):
     assert db.feedback_for(doc) == []  # a failed write leaves nothing behind
 
 
+def test_documents_are_read_by_id_in_any_number(db):
+    ids = [db.record_document("p", f"text {i}") for i in range(620)]  # more than one chunk of bound parameters
+    assert db.document_ids("p") == ids
+    assert [d.id for d in db.documents("p", ids[::-1])] == ids
+    assert [d.text for d in db.documents("p", [ids[3], ids[600], 10_000])] == ["text 3", "text 600"]
+    assert db.documents("q", ids) == []
+
+
 def test_suggestions_served_are_kept_with_the_model_checksum(db):
     doc = db.record_document("p", "text")
     db.record_suggestions(doc, [("x", 0.9, 0.8), ("y", 0.1, 0.05)], model_checksum="old")
@@ -257,6 +265,11 @@ def test_documents_served_by_another_model_or_never_are_ranked_now(db, saved_pro
     assert not any(item.stored for item in queue)
     labels = set(saved_project.model.labels.ids)
     assert all(item.suggestions and {s.label_id for s in item.suggestions} <= labels for item in queue)
+
+
+def test_the_queue_ranks_at_most_max_ranked_documents_per_call(db, saved_project):
+    first, second = (db.record_document(saved_project.project_id, t) for t in ("parcel lost", "refund please"))
+    assert [item.document.id for item in review_queue(db, saved_project, 5, max_ranked=1)] == [first]
 
 
 def test_a_page_is_spread_over_the_corpus(db, saved_project):

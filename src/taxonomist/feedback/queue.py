@@ -36,7 +36,8 @@ TOP = 5  # suggestions ranked per document for those
 @dataclass(frozen=True)
 class ReviewItem:
     """A document to review, how unsure the model is of it, and the suggestions that uncertainty was read off
-    (`stored`: served by the current model and kept in the store; else ranked just now)."""
+    (`stored`: served by the current model and kept in the store; else ranked just now, and not recorded: the
+    queue only reads, so a caller that shows them records them with FeedbackStore.record_suggestions)."""
 
     document: Document
     uncertainty: float
@@ -57,26 +58,29 @@ def uncertainty(suggestions: tuple[StoredSuggestion, ...] | list[StoredSuggestio
 def review_queue(store: FeedbackStore, project: Project, n: int = 10, *, shortlist: int = SHORTLIST,
                  max_ranked: int = MAX_RANKED) -> list[ReviewItem]:
     """The next `n` documents of `project` (its project_id in the store) to review, most uncertain first, spread
-    over the corpus (see the module)."""
+    over the corpus (see the module). Of the documents without suggestions from the current model, the
+    `max_ranked` seen first are ranked per call (a bound on the work; the rest wait for a later page)."""
     if n < 1:
         return []
     reviewed = store.reviewed_documents(project.project_id)
-    pending = [d for d in store.documents(project.project_id) if d.id not in reviewed]
-    if not pending:
-        return []
+    pending = [i for i in store.document_ids(project.project_id) if i not in reviewed]
     checksum = project.checksum()
     served = store.latest_suggestions(project.project_id)
-    items: list[ReviewItem] = []
-    unranked: list[Document] = []
+    scored: list[tuple[float, int, tuple[StoredSuggestion, ...]]] = []
+    unranked: list[int] = []
     for document in pending:
-        stored = served.get(document.id)
+        stored = served.get(document)
         if checksum is not None and stored is not None and stored[0] == checksum:
-            items.append(ReviewItem(document, uncertainty(stored[1]), tuple(stored[1]), True))
+            scored.append((uncertainty(stored[1]), document, tuple(stored[1])))
         else:
             unranked.append(document)
-    items += _ranked_now(project, unranked[:max_ranked])
+    items = _ranked_now(project, store.documents(project.project_id, unranked[:max_ranked]))
+    scored.sort(key=lambda s: (-s[0], s[1]))
+    size = max(n, shortlist * n)
+    texts = {d.id: d for d in store.documents(project.project_id, [s[1] for s in scored[:size]])}
+    items += [ReviewItem(texts[document], u, suggestions, True) for u, document, suggestions in scored[:size]]
     items.sort(key=lambda item: (-item.uncertainty, item.document.id))
-    pool = items[:max(n, shortlist * n)]
+    pool = items[:size]
     if len(pool) <= n:
         return pool
     vectors = project.model.encode([item.document.text for item in pool])

@@ -316,11 +316,21 @@ class FeedbackStore:
 
     def documents(self, project: str, ids: Sequence[int] | None = None) -> list[Document]:
         """The project's documents in the order they were first seen (or only those of `ids`)."""
-        rows = self._connection().execute(
-            "SELECT id, project, ref, text, sha256, first_seen FROM documents WHERE project = ? ORDER BY id",
-            (project,)).fetchall()
-        wanted = None if ids is None else set(ids)
-        return [Document(*row) for row in rows if wanted is None or row[0] in wanted]
+        columns = "SELECT id, project, ref, text, sha256, first_seen FROM documents WHERE project = ?"
+        db = self._connection()
+        if ids is None:
+            return [Document(*row) for row in db.execute(f"{columns} ORDER BY id", (project,))]
+        ids = sorted(set(ids))
+        rows = []
+        for start in range(0, len(ids), 500):  # under SQLite's limit on bound parameters
+            chunk = ids[start:start + 500]
+            rows += db.execute(f"{columns} AND id IN ({', '.join('?' * len(chunk))})", (project, *chunk)).fetchall()
+        return [Document(*row) for row in sorted(rows)]
+
+    def document_ids(self, project: str) -> list[int]:
+        """The project's document ids in the order they were first seen, without reading their texts."""
+        return [row[0] for row in self._connection().execute(
+            "SELECT id FROM documents WHERE project = ? ORDER BY id", (project,))]
 
     def projects(self) -> list[str]:
         return [row[0] for row in self._connection().execute("SELECT DISTINCT project FROM documents ORDER BY 1")]
