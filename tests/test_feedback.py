@@ -337,7 +337,8 @@ def test_train_feedback_folds_reviews_into_a_new_model(trained, tmp_path, capsys
     assert code == 0, err
     assert "folded 12 reviewed documents of project 'help'" in err
     accepted = sum(len(d["labels"]) for d in tiny_docs()[:12])
-    assert f"{accepted} accepted and 1 added labels" in err and "12 rejected labels kept" in err
+    assert f"{accepted} accepted and 1 added labels" in err
+    assert "12 rejected labels kept with the model, not yet used for scoring" in err
     assert (trained / "manifest.json").read_bytes() == before  # the model it started from is untouched
     model = read_model(new)
     assert model.documents == 54 + 12 and len(model.rejections) == 12
@@ -370,6 +371,9 @@ def test_train_feedback_says_what_is_wrong_with_its_input(trained, tmp_path, cap
           where=str(store), what=f"document {doc} (n1): add 'made/up'", fix="labels add")
     with FeedbackStore(store) as db:
         empty = db.record_document("empty", "nothing reviewed")
+        db.add_feedback(db.record_document("rejecting", "all wrong"), "billing", "reject", who="u")
+    fails(capsys, "train", "--model", trained, "--feedback", store, "--out", out, "--project", "rejecting",
+          where=str(store), what="accepts or adds no label", fix="accept or add labels")
     fails(capsys, "train", "--model", trained, "--feedback", store, "--out", out, "--project", "empty",
           where=str(store), what="no feedback for project 'empty'", fix="review queue")
     fails(capsys, "train", "--model", trained, "--feedback", store, "--project", "help", where="",

@@ -422,9 +422,8 @@ def _train_feedback(args: argparse.Namespace) -> int:
         base = _project(args, _given_labels(args), model_dir=args.model, allow_learning=True) if args.model else None
         labels = base.model.labels if base else _given_labels(args)
         examples = examples_from(store, project_id, labels)
-    kept = (f"; {len(examples.rejections):,} rejected labels kept with the model (a rejected label is never a "
-            "positive; the ridge head and nearest examples count it, like any label a document does not carry, "
-            "as a zero target, but no scorer weighs rejections more than that yet)")
+    kept = (f"; {len(examples.rejections):,} rejected labels kept with the model, not yet used for scoring (a "
+            "rejected label is never a positive)")
     only = f"; {examples.rejected_only:,} documents with only rejections are no example" if examples.rejected_only else ""
     if not examples.texts:
         raise InputError(f"the feedback for project {project_id!r} accepts or adds no label, so it gives no "

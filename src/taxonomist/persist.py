@@ -3,8 +3,10 @@ pickle, no training data needed. store.py makes the folder atomic and verified.
 
 Entries: labels.json; scorer-NAME for each scorer (scorers/registry.py); transform-NAME for each kept transform
 (adapt.SAVED); fusion (its kind in the manifest); examples (examples per label); record (the out-of-fold record);
-calibration (calibrate.py); rejections (reviewers' rejected document × label pairs); encoder (a fine-tuned encoder, which nothing else could reproduce). The manifest's meta holds the configuration,
-the encoder's name and identity, the label set's fingerprint and which parts there are.
+calibration (calibrate.py); rejections (reviewers' rejected document × label pairs, only where there are some: a
+reader that does not know the entry loses nothing it scores with); encoder (a fine-tuned encoder, which nothing
+else could reproduce). The manifest's meta holds the configuration, the encoder's name and identity, the label
+set's fingerprint and which parts there are.
 """
 
 from __future__ import annotations
