@@ -93,6 +93,11 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--out", help="model folder to write (atomically: a failed save keeps the previous model)")
     train.add_argument("--update", metavar="DOCS", help="with --model: fold these labelled documents into the model's "
                        "prototypes, ridge head and nearest examples, without retraining the rest")
+    train.add_argument("--feedback", metavar="STORE", help="fold reviewers' verdicts from this feedback store "
+                       "(taxonomist serve --store) into --model, or, without one, train on them from --labels: "
+                       "accepted and added labels become examples; rejections are kept with the model")
+    train.add_argument("--project", metavar="ID", help="with --feedback: the store's project to fold (default: its "
+                       "only one)")
     train.add_argument("--fine-tune", choices=["auto", "on", "off"], default="auto",
                        help="tune the transformer encoder on the examples (saved with the model): 'auto' does for at most "
                        "1,000 examples, 2 or more per label on average (minutes on a CPU); 'on' whatever their number")
@@ -385,6 +390,10 @@ def run_train(args: argparse.Namespace) -> int:
     from .encoders.fine_tune import is_tuned
     from .readers import read_labels
 
+    if args.feedback:
+        return _train_feedback(args)
+    if args.project:
+        raise InputError("--project names the feedback store's project", fix="pass --feedback STORE as well")
     if args.update:
         return _train_update(args)
     if not args.docs or not args.out:
@@ -421,6 +430,47 @@ def _train_update(args: argparse.Namespace) -> int:
     _note(args, f"updated {args.model}: {report['documents']:,} documents folded into the prototypes, ridge head and "
           f"nearest examples of {report['labels']:,} labels ({report['new_to_examples']:,} had no examples before); "
           "the sparse word model and the fusion are unchanged until the next full `taxonomist train`")
+    return 0
+
+
+def _train_feedback(args: argparse.Namespace) -> int:
+    """Reviewers' verdicts as examples: folded into a model trained with examples (as --update), else a new model
+    trained on them from the label set (--labels, or a zero-shot --model's own)."""
+    from .feedback import FeedbackStore, examples_from, resolve_project
+    from .project import Project
+
+    if not args.out:
+        raise InputError("train --feedback writes a new model folder", fix="pass --out NEW_MODEL/")
+    if args.docs or args.update:
+        raise InputError("--feedback takes its examples from the store; --docs and --update are other sources",
+                         fix="leave out --docs and --update (train on them separately)")
+    with FeedbackStore(args.feedback, create=False) as store:
+        project_id = resolve_project(store, args.project)
+        base = _project(args, _given_labels(args), model_dir=args.model, allow_learning=True) if args.model else None
+        labels = base.model.labels if base else _given_labels(args)
+        examples = examples_from(store, project_id, labels)
+    kept = (f"; {len(examples.rejections):,} rejected labels kept with the model, not yet used for scoring (a "
+            "rejected label is never a positive)")
+    only = f"; {examples.rejected_only:,} documents with only rejections are no example" if examples.rejected_only else ""
+    if not examples.texts:
+        raise InputError(f"the feedback for project {project_id!r} accepts or adds no label, so it gives no "
+                         "training example", where=args.feedback, fix="accept or add labels in the review queue")
+    folded = (f"{examples.documents:,} reviewed documents of project {project_id!r} ({examples.accepted:,} "
+              f"accepted and {examples.added:,} added labels)")
+    if base is not None and base.model.counts is not None:
+        report = base.learn(examples.texts, examples.label_ids, rejections=examples.rejections, out=args.out)
+        _note(args, f"folded {folded} into the prototypes, ridge head and nearest examples of {report['labels']:,} "
+              f"labels{kept}{only}; model written to {args.out}")
+        return 0
+    if base is not None:  # a zero-shot model folder: a new model with its label set, encoder and configuration
+        model = base.model
+        project = Project(model_dir=args.out, labels=labels, encoder=args.encoder or model.encoder_spec,
+                          config=model.config, adapt=not args.no_adapt, show_progress=not args.quiet)
+    else:
+        project = _project(args, labels, model_dir=args.out)
+    model = project.train(examples.texts, examples.label_ids, rejections=examples.rejections)
+    _note_decisions(args, model)
+    _note(args, f"trained on {folded}{kept}{only}; model written to {args.out}")
     return 0
 
 

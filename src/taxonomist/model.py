@@ -74,7 +74,10 @@ class Model:
     ranked is never adapted to, so each document gets the same suggestions whatever shares its batch.
     `documents`: the number of examples it learnt from. `record`: the held-out scores training computed (None without examples
     enough to hold some out). `calibration`: what turns its scores into probabilities and label sets.
-    `decisions`: what training decided for this label set and corpus (the hierarchy mode "auto" chose...)."""
+    `decisions`: what training decided for this label set and corpus (the hierarchy mode "auto" chose...).
+    `rejections`: (document text sha256, label id) pairs a reviewer rejected (feedback/fold.py), kept with the
+    model so that they are not lost; no scorer reads them yet, beyond a rejected label being, like any label a
+    folded-in document does not carry, a zero target of the ridge head and the nearest examples."""
 
     labels: LabelSet
     encoder: Encoder
@@ -87,6 +90,7 @@ class Model:
     record: OutOfFold | None = None
     calibration: Calibration | None = None
     decisions: tuple[Decision, ...] = ()
+    rejections: tuple[tuple[str, str], ...] = ()
     show_progress: bool = False  # a progress bar while encoding: how it is used, not what it is
 
     @property
@@ -242,6 +246,10 @@ class Model:
                         adaptation=None if self.adaptation is None else self.adaptation.without_cache())
         return model, {"documents": len(texts), "labels": int((new_counts > 0).sum()),
                        "new_to_examples": int(((new_counts > 0) & (counts == new_counts)).sum())}
+
+    def with_rejections(self, rejections: Sequence[tuple[str, str]]) -> "Model":
+        """The model with more rejected (document sha256, label id) pairs kept; each pair once, sorted."""
+        return replace(self, rejections=tuple(sorted(set(self.rejections) | {(d, l) for d, l in rejections})))
 
     def with_labels(self, labels: Sequence[Label]) -> "Model":
         """New labels, suggestible at once: embedded, with text-only prototypes and ridge heads."""

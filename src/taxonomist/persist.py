@@ -3,8 +3,10 @@ pickle, no training data needed. store.py makes the folder atomic and verified.
 
 Entries: labels.json; scorer-NAME for each scorer (scorers/registry.py); transform-NAME for each kept transform
 (adapt.SAVED); fusion (its kind in the manifest); examples (examples per label); record (the out-of-fold record);
-calibration (calibrate.py); encoder (a fine-tuned encoder, which nothing else could reproduce). The manifest's meta holds the configuration,
-the encoder's name and identity, the label set's fingerprint and which parts there are.
+calibration (calibrate.py); rejections (reviewers' rejected document × label pairs, only where there are some: a
+reader that does not know the entry loses nothing it scores with); encoder (a fine-tuned encoder, which nothing
+else could reproduce). The manifest's meta holds the configuration, the encoder's name and identity, the label
+set's fingerprint and which parts there are.
 """
 
 from __future__ import annotations
@@ -50,6 +52,8 @@ def write_model(model: Model, path: str | Path) -> None:
         parts["record"] = model.record.save
     if model.calibration is not None:
         parts["calibration"] = model.calibration.save
+    if model.rejections:
+        parts["rejections"] = lambda folder: write_state(folder, rejections=[list(r) for r in model.rejections])
     tuned = is_tuned(model.encoder.identity)
     if tuned:  # the model carries the encoder it tuned: nothing else could reproduce its vectors
         parts["encoder"] = lambda folder: save_tuned(model.encoder, folder)
@@ -115,8 +119,11 @@ def _read(stored: Any, path: str | Path, encoder: str | Encoder | None, labels: 
     entries = stored.manifest["entries"]
     record = OutOfFold.load(stored.entry("record")) if "record" in entries else None
     calibration = Calibration.load(stored.entry("calibration")) if "calibration" in entries else None
+    rejections = tuple(tuple(r) for r in read_state(stored.entry("rejections"))["rejections"]) \
+        if "rejections" in entries else ()
     return Model(saved_labels, encoder_, spec, config, scoring, Adaptation(**transforms) if transforms else None,
-                 fusion, documents=meta["documents"], record=record, calibration=calibration, decisions=decisions)
+                 fusion, documents=meta["documents"], record=record, calibration=calibration, decisions=decisions,
+                 rejections=rejections)
 
 
 def _encoder(stored: Any, encoder: str | Encoder | None, path: str | Path) -> tuple[Encoder, str | None]:

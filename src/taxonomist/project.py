@@ -95,25 +95,33 @@ class Project:
 
     # ------------------------------------------------------------------ new models
     def train(self, texts: Sequence[str], label_ids: Sequence[Sequence[str]], *,
-              unlabeled: Sequence[str] | None = None) -> Model:
+              unlabeled: Sequence[str] | None = None, rejections: Sequence[tuple[str, str]] = ()) -> Model:
         """A model learnt from examples, written to the model folder (atomically: a failed save keeps the previous
-        model) and made current."""
+        model) and made current. `rejections`: reviewers' (document sha256, label id) pairs, kept with it."""
         if self.labels is None:
             raise InputError("training needs the label set", fix="pass --labels FILE")
         with self._lock:
             model = self._trainer().fit(self.labels, self._encoder(), texts, label_ids,
                                         unlabeled=unlabeled if self.adapt_models else None,
                                         encoder_spec=self._spec())
-            return self._commit(model)
+            return self._commit(model.with_rejections(rejections))
 
-    def learn(self, texts: Sequence[str], label_ids: Sequence[Sequence[str]]) -> dict[str, int]:
-        """Fold examples into the model (see Model.with_examples) and save it; says what was updated."""
+    def learn(self, texts: Sequence[str], label_ids: Sequence[Sequence[str]], *,
+              rejections: Sequence[tuple[str, str]] = (), out: str | Path | None = None) -> dict[str, int]:
+        """Fold examples (and rejections, kept with the model) into the model (see Model.with_examples) and save
+        it, to `out` when given (which then becomes this project's folder); says what was updated."""
         if not self.allow_learning:
             raise NotSupportedError(f"learning is not enabled for project {self.project_id!r}",
                                     fix="enable learning for this project")
         with self._lock:
             model, report = self.model.with_examples(texts, label_ids)
-            self._commit(model)
+            folder = self.model_dir
+            self.model_dir = folder if out is None else Path(out)
+            try:
+                self._commit(model.with_rejections(rejections))
+            except BaseException:
+                self.model_dir = folder  # nothing was written there: the project stays as it was
+                raise
             return report
 
     def add_labels(self, labels: Sequence[Label]) -> Model:
@@ -133,14 +141,14 @@ class Project:
     def save(self, model_dir: str | Path) -> None:
         """Write the current model to `model_dir`, which becomes this project's folder."""
         with self._lock:
+            model = self.model  # before the folder changes: a zero-shot project's model is not in that folder
             self.model_dir = Path(model_dir)
-            self._commit(self.model)
+            self._commit(model)
 
     def info(self) -> dict[str, Any]:
         """What the project is: its model's labels, encoder, examples and parts (Annif's project dump)."""
         model = self.model
         counts = model.counts
-        manifest = None if self.model_dir is None else self.model_dir / MANIFEST
         return {"project_id": self.project_id, "name": self.name,
                 "model_dir": None if self.model_dir is None else str(self.model_dir),
                 "labels": len(model.labels), "encoder": model.encoder.identity,
@@ -149,8 +157,15 @@ class Project:
                 "scorers": list(model.scoring.scorers), "fusion": None if model.fusion is None else model.fusion.kind,
                 "calibration": None if model.calibration is None else model.calibration.source,
                 "contexts": list(model.contexts),
-                "checksum": None if manifest is None else hashlib.sha256(manifest.read_bytes()).hexdigest(),
+                "checksum": self.checksum(), "rejections": len(model.rejections),
                 "allow_learning": self.allow_learning}
+
+    def checksum(self) -> str | None:
+        """The sha256 of the saved model's manifest (which names every part's checksum): what a stored suggestion
+        records as the model that gave it. None without a saved model."""
+        if not self._has_folder_model():
+            return None
+        return hashlib.sha256((self.model_dir / MANIFEST).read_bytes()).hexdigest()
 
     # ------------------------------------------------------------------ steps
     def _commit(self, model: Model, saved: Model | None = None) -> Model:
