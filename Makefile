@@ -7,7 +7,16 @@ export HF_HUB_OFFLINE := 1
 
 .PHONY: demo test setup bench clean
 
-setup: $(STAMP)
+CHROMIUM := /usr/bin/chromium
+
+setup: $(STAMP) $(CHROMIUM)
+
+# The browser tests drive Debian's chromium (Playwright's own browser download does not work here); CI runs as
+# root on a fresh clone, so install it once when it is missing.
+$(CHROMIUM):
+	@echo "installing chromium for the browser tests (apt-get)"
+	@DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null 2>&1 || \
+	  { apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
 # torch goes first and alone: torch==2.13.0 resolves to the local CPU build; installed later as a
 # dependency, pip would pull several GB of CUDA packages.
@@ -31,7 +40,7 @@ demo: $(STAMP)
 	$(BIN)/taxonomist suggest --model out/calibrated --docs examples/tiny/docs.jsonl --coverage 0.9 --out out/sets.tsv
 	head -n 8 out/sets.tsv
 
-test: $(STAMP)
+test: setup
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)

@@ -23,6 +23,7 @@ from conftest import HashingEncoder
 from test_supervised import IDS, LABELS, TEXTS
 
 from taxonomist.config import Config
+from taxonomist.feedback import FeedbackStore
 from taxonomist.labels import Label, LabelSet
 from taxonomist.project import Project
 from taxonomist.serve.app import create_app
@@ -75,7 +76,8 @@ def server(tmp_path_factory):
                          from_folder("learner", copies["learner"], allow_learning=True),
                          from_folder("reloadable", copies["reloadable"])])
     port = free_port()
-    uv = uvicorn.Server(uvicorn.Config(create_app(projects, LIMITS), host="127.0.0.1", port=port,
+    store = FeedbackStore(tmp_path_factory.mktemp("store") / "taxonomist.db")
+    uv = uvicorn.Server(uvicorn.Config(create_app(projects, LIMITS, store=store), host="127.0.0.1", port=port,
                                        log_level="warning"))
     thread = threading.Thread(target=uv.run, daemon=True)
     thread.start()
@@ -455,14 +457,19 @@ checks.status_code_conformance.enabled = false
 """
 
 
-# Label ids in the branch filters must be the project's own (400 naming the unknown ones, tested above), which
-# no schema can say: the fuzzer is given none, and a 400 for the ids it still invents (in its coverage phase) is
-# accepted as a valid request's answer on this operation only; every other check still runs on it.
+# Label ids in the branch filters and in feedback must be the project's own (400 naming the unknown ones, tested
+# above and in test_review.py), which no schema can say: the fuzzer is given none for the filters, and a 400 for the
+# ids it still invents is accepted as a valid request's answer on these operations only; every other check still
+# runs on them.
 OUR_GAPS = """
 [[operations]]
 include-path = "/api/projects/{project_id}/suggest"
 parameters = { "body.include_under" = [], "body.exclude_under" = [], "body.exclude" = [] }
 checks.positive_data_acceptance.expected-statuses = ["2xx", "400"]
+
+[[operations]]
+include-path = "/api/projects/{project_id}/feedback"
+checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "404"]
 """
 
 

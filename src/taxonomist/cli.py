@@ -137,6 +137,11 @@ def _parser() -> argparse.ArgumentParser:
                        "folder keeps its own unless this names one")
     serve.add_argument("--language", default="en", help="the label language (Annif's vocabulary language) and of "
                        "SKOS and Annif CSV label files (default en)")
+    store = serve.add_mutually_exclusive_group()
+    store.add_argument("--store", default="taxonomist.db", metavar="FILE",
+                       help="the SQLite feedback store: documents and suggestions served, reviewers' feedback, Annif's "
+                       "learn; made if missing (default taxonomist.db in the current folder)")
+    store.add_argument("--no-store", action="store_true", help="keep nothing: no feedback, no review queue")
     from .serve.limits import Limits
 
     defaults = Limits()
@@ -542,6 +547,7 @@ def run_labels_add(args: argparse.Namespace) -> int:
 def run_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from .feedback import FeedbackStore
     from .serve.app import create_app
     from .serve.limits import Limits
     from .serve.projects import Projects, ProjectSpec, ServedProject, builder
@@ -558,7 +564,12 @@ def run_serve(args: argparse.Namespace) -> int:
     projects = Projects([ServedProject(builder(spec, encoder=args.encoder, language=args.language,
                                               allow_learning=spec.project_id in args.allow_learning),
                                       language=args.language) for spec in specs])
-    uvicorn.run(create_app(projects, limits), host=args.host, port=args.port)
+    store = None if args.no_store else FeedbackStore(args.store)
+    try:
+        uvicorn.run(create_app(projects, limits, store=store), host=args.host, port=args.port)
+    finally:
+        if store is not None:
+            store.close()
     return 0
 
 

@@ -21,10 +21,12 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse, Response
 
 from ..errors import InputError, NotSupportedError
+from ..feedback import FeedbackStore
 from ..model import Model
 from .limits import ANNIF_BATCH, Limits
 from .problems import Problem, bad_request
 from .projects import Projects, ServedProject
+from .recording import record
 
 DEFAULT_LIMIT, DEFAULT_THRESHOLD = 10, 0.0  # annif.yaml's defaults
 PROBABILITY, CLIPPED = "calibrated probability", "model score clipped to [0, 1]"
@@ -152,20 +154,26 @@ def dump_vocab(served: ServedProject) -> dict[str, Any]:
             "size": len(served.model.labels) if loaded else None, "loaded": loaded}
 
 
-def _suggest(served: ServedProject, texts: list[str], limit: int, threshold: float,
-             language: str | None) -> list[dict[str, list]]:
+def _suggest(served: ServedProject, texts: list[str], limit: int, threshold: float, language: str | None,
+             store: FeedbackStore | None, refs: list[str | None]) -> list[dict[str, list]]:
+    """Annif's results; with a store, the documents and the scores served (as probabilities where the model is
+    calibrated, Annif's score then being one) are recorded."""
     lang = language or served.language
     if lang != served.language:
         raise bad_request(f'language "{lang}" not supported by vocabulary')
     model = served.model  # one model for the whole request, whatever a reload does meanwhile
     labels = model.labels
+    results = annif_results(model, texts, limit, threshold)
+    calibrated = model.calibration is not None
+    record(store, served, texts, refs,
+           [[(labels.ids[p], score, score if calibrated else None) for p, score in hits] for hits in results])
     return [{"results": [{"uri": labels.ids[p], "label": labels.names[p], "notation": labels[p].notation or None,
-                          "score": score} for p, score in hits]}
-            for hits in annif_results(model, texts, limit, threshold)]
+                          "score": score} for p, score in hits]} for hits in results]
 
 
-def router(projects: Projects, limits: Limits) -> APIRouter:
-    """Annif's operations; not in our OpenAPI schema (annif.yaml is theirs)."""
+def router(projects: Projects, limits: Limits, store: FeedbackStore | None = None) -> APIRouter:
+    """Annif's operations; not in our OpenAPI schema (annif.yaml is theirs). With a store, suggestions served are
+    recorded and what `learn` takes is kept as `add` feedback."""
     api = APIRouter(prefix="/v1", include_in_schema=False)
 
     @api.get("/")
@@ -192,7 +200,7 @@ def router(projects: Projects, limits: Limits) -> APIRouter:
         limit, threshold, language = _options(fields, limits)
         text = _check_text(fields["text"], limits, "text")
         served = projects.find(project_id)
-        result = await run_in_threadpool(_suggest, served, [text], limit, threshold, language)
+        result = await run_in_threadpool(_suggest, served, [text], limit, threshold, language, store, [None])
         return JSONResponse(result[0])
 
     @api.post("/projects/{project_id}/suggest-batch")
@@ -218,7 +226,8 @@ def router(projects: Projects, limits: Limits) -> APIRouter:
             if "metadata" in document:
                 _metadata(document["metadata"], f"{where}.metadata")
         served = projects.find(project_id)
-        results = await run_in_threadpool(_suggest, served, texts, limit, threshold, language)
+        results = await run_in_threadpool(_suggest, served, texts, limit, threshold, language, store,
+                                          [document.get("document_id") for document in documents])
         for result, document in zip(results, documents):
             result["document_id"] = document.get("document_id")
         return JSONResponse(results)
@@ -234,7 +243,7 @@ def router(projects: Projects, limits: Limits) -> APIRouter:
             raise Problem(403, "Learning not allowed",
                           f"Project '{project_id}' is not configured to allow learning via API")
         if texts:
-            await run_in_threadpool(_learn, served, texts, label_ids)
+            await run_in_threadpool(_learn, served, texts, label_ids, store)
         return Response(status_code=204, headers={"Content-Type": "application/json"})
 
     @api.post("/detect-language")
@@ -292,8 +301,12 @@ def _learnable(body: list, limits: Limits) -> tuple[list[str], list[list[str]]]:
     return texts, label_ids
 
 
-def _learn(served: ServedProject, texts: list[str], uris: list[list[str]]) -> None:
-    """Through Project.learn; subjects outside the vocabulary are left out, as Annif's subject index does."""
+LEARN_WHO = "annif-learn"  # the `who` of feedback that Annif's learn wrote
+
+
+def _learn(served: ServedProject, texts: list[str], uris: list[list[str]], store: FeedbackStore | None) -> None:
+    """Through Project.learn, then into the store as `add` feedback (only once the model took them, so a refused
+    request leaves no trace); subjects outside the vocabulary are left out, as Annif's subject index does."""
     labels = served.model.labels
     known = [[uri for uri in doc if uri in labels] for doc in uris]
     pairs = [(text, ids) for text, ids in zip(texts, known) if ids]
@@ -305,6 +318,9 @@ def _learn(served: ServedProject, texts: list[str], uris: list[list[str]]) -> No
         raise Problem(503, "Service unavailable", error.what) from None
     except InputError as error:
         raise bad_request(error.what) from None
+    if store is not None:
+        store.add_examples(served.project_id, pairs, who=LEARN_WHO,
+                           note=f"POST /v1/projects/{served.project_id}/learn")
 
 
 _DETECTOR_CACHE: dict[str, Any] = {}

@@ -4,13 +4,14 @@ and new labels, model info and reload. Every route is a thin caller of the Proje
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import numpy as np
 from fastapi import APIRouter, Query
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from ..errors import InputError
+from ..feedback import FeedbackStore
 from ..labels import Label, LabelSet
 from ..model import Model, Ranking
 from .annif import score_kind
@@ -18,9 +19,18 @@ from .explain import evidence
 from .limits import Limits
 from .problems import PROBLEM, Problem, bad_request
 from .projects import Projects, ServedProject
+from .recording import record
 
 
 # ---------------------------------------------------------------------------- schema
+def _integral(value: Any) -> Any:
+    """JSON Schema's integer includes 5.0; the strict models take it as 5 (and still refuse "5", 5.5 and true)."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+JsonInt = Annotated[int, BeforeValidator(_integral)]
+
+
 class ProblemOut(BaseModel):
     type: str = "about:blank"
     title: str
@@ -30,7 +40,8 @@ class ProblemOut(BaseModel):
 
 def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """The problem+json answers a route documents."""
-    said = {400: "Bad request: the detail says what", 403: "Not allowed for this project", 404: "Unknown project",
+    said = {400: "Bad request: the detail says what", 403: "Not allowed for this project", 404: "Not found (a project, label, document or feedback row): the detail says which",
+            409: "Conflict with what the store holds",
             413: "Body or text over the server's limits", 503: "Model not available"}
     content = {PROBLEM: {"schema": {"$ref": "#/components/schemas/ProblemOut"}}}
     return {status: {"model": ProblemOut, "description": said[status], "content": content} for status in statuses}
@@ -47,7 +58,7 @@ class SuggestIn(BaseModel):
 
     text: str | None = None
     documents: list[DocumentIn] | None = None
-    k: int = Field(10, ge=1, description="most suggestions per document; clamped to the server's maximum")
+    k: JsonInt = Field(10, ge=1, description="most suggestions per document; clamped to the server's maximum")
     threshold: float = Field(0.0, ge=0.0, le=1.0, description="lowest score (inclusive)")
     min_probability: float | None = Field(None, ge=0.0, le=1.0, description="lowest calibrated probability "
                                           "(calibrated models only)")
@@ -121,6 +132,8 @@ class SuggestionOut(BaseModel):
 
 class DocumentOut(BaseModel):
     id: str | None
+    document: int | None = Field(None, description="the document's id in the feedback store (for feedback), "
+                                 "when the server keeps one")
     suggestions: list[SuggestionOut]
 
 
@@ -169,6 +182,17 @@ class ProjectOut(BaseModel):
     calibration: str | None
     annif_score: str = Field(description="what the Annif API's score is for this project")
     held_out_documents: int | None = Field(description="documents training held out to fit the fusion")
+
+
+class ProjectBrief(BaseModel):
+    project_id: str
+    name: str
+    loaded: bool = Field(description="whether its model is in memory yet")
+
+
+class ProjectsOut(BaseModel):
+    projects: list[ProjectBrief]
+    store: bool = Field(description="whether the server keeps a feedback store (feedback and review routes)")
 
 
 class Health(BaseModel):
@@ -224,8 +248,8 @@ def select(model: Model, texts: list[str], request: SuggestIn, k: int) -> Rankin
                    None if kept.probabilities is None else kept.probabilities[:, :k])
 
 
-def suggest(served: ServedProject, request: SuggestIn, limits: Limits) -> SuggestOut:
-    documents = [DocumentIn(text=request.text)] if request.text is not None else request.documents
+def check_documents(documents: list[DocumentIn], limits: Limits) -> None:
+    """At most max_documents, each at most max_text_chars long."""
     if len(documents) > limits.max_documents:
         raise bad_request(f"{len(documents):,} documents in one request; this server takes at most "
                           f"{limits.max_documents:,} (split the batch, or start it with a larger --max-documents)")
@@ -233,6 +257,17 @@ def suggest(served: ServedProject, request: SuggestIn, limits: Limits) -> Sugges
         if len(document.text) > limits.max_text_chars:
             raise Problem(413, "Payload Too Large", f"document {i} has {len(document.text):,} characters; this "
                           f"server takes at most {limits.max_text_chars:,} (--max-text-chars)")
+
+
+def path_of(labels: LabelSet, position: int) -> list[Step]:
+    """The label's ancestors, root first."""
+    return [Step(id=labels.ids[a], name=labels.names[a]) for a in labels.path(position)[:-1]]
+
+
+def suggest(served: ServedProject, request: SuggestIn, limits: Limits, store: FeedbackStore | None = None) -> SuggestOut:
+    """Suggestions for the request's documents; with a store, the documents and what was served are recorded."""
+    documents = [DocumentIn(text=request.text)] if request.text is not None else request.documents
+    check_documents(documents, limits)
     model = served.model  # one model for the whole request, whatever a reload does meanwhile
     texts = [document.text for document in documents]
     if not texts:
@@ -248,9 +283,13 @@ def suggest(served: ServedProject, request: SuggestIn, limits: Limits) -> Sugges
             id=labels.ids[p], name=labels.names[p], notation=labels[p].notation or None,
             score=float(ranking.scores[i, j]),
             probability=None if ranking.probabilities is None else float(ranking.probabilities[i, j]),
-            path=[Step(id=labels.ids[a], name=labels.names[a]) for a in labels.path(p)[:-1]],
+            path=path_of(labels, p),
             evidence=Evidence(**why[p]) if p in why else None) for p, j in row]
         results.append(DocumentOut(id=document.id, suggestions=suggestions))
+    ids = record(store, served, texts, [d.id for d in documents],
+                 [[(s.id, s.score, s.probability) for s in result.suggestions] for result in results])
+    for result, document_id in zip(results, ids or ()):
+        result.document = document_id
     return SuggestOut(project_id=served.project_id, score=ranking.kind, calibrated=model.calibration is not None,
                       results=results)
 
@@ -282,13 +321,20 @@ def search_labels(labels: LabelSet, q: str | None, parent: str | None, limit: in
     return LabelsOut(total=len(pool), labels=[label_out(labels, i) for i in pool[:limit]])
 
 
-def router(projects: Projects, limits: Limits) -> APIRouter:
+def router(projects: Projects, limits: Limits, store: FeedbackStore | None = None) -> APIRouter:
     api = APIRouter(prefix="/api", tags=["taxonomist"])
+
+    @api.get("/projects", response_model=ProjectsOut)
+    def projects_route() -> ProjectsOut:
+        """The projects served (what the web UI's project picker lists), and whether feedback is kept."""
+        return ProjectsOut(projects=[ProjectBrief(project_id=served.project_id, name=served.project.name,
+                                                  loaded=served.loaded) for served in projects.values()],
+                           store=store is not None)
 
     @api.post("/projects/{project_id}/suggest", response_model=SuggestOut, responses=problems(400, 404, 413, 503))
     def suggest_route(project_id: str, request: SuggestIn) -> SuggestOut:
         """Suggestions for one document or several, best first, with filters, paths and optional evidence."""
-        return suggest(projects.find(project_id), request, limits)
+        return suggest(projects.find(project_id), request, limits, store)
 
     @api.get("/projects/{project_id}/labels", response_model=LabelsOut, responses=problems(400, 404, 503))
     def labels_route(project_id: str, q: str | None = Query(None, description="id, name or alias substring"),

@@ -2,7 +2,8 @@
 problem+json errors behind one FastAPI app, with CORS open as Annif's and the body size limited first.
 
 Models load in a background thread at start-up so the port answers at once; /ready says 200 only once every
-project's model is in memory. `store` is the seam for the feedback store (served by its own routes, not here).
+project's model is in memory. With a feedback store, suggestions served are recorded and review.py's routes take
+feedback; ui.py serves the web UI under /ui/.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from fastapi import FastAPI
 from starlette.middleware.cors import CORSMiddleware
 
 from .. import __version__
-from . import annif, api, problems
+from ..feedback import FeedbackStore
+from . import annif, api, problems, review, ui
 from .api import Health, Ready, problems as documented
 from .limits import BodyLimit, Limits
 from .problems import Problem
@@ -36,9 +38,10 @@ def load_all(projects: Projects, errors: dict[str, str]) -> None:
             log.error("project %s: its model could not be loaded: %s", project_id, error)
 
 
-def create_app(projects: Projects, limits: Limits | None = None, *, store: Any = None,
+def create_app(projects: Projects, limits: Limits | None = None, *, store: FeedbackStore | None = None,
                load_on_start: bool = True) -> FastAPI:
-    """`store`: the feedback store, kept as app.state.store for the routes that will use it."""
+    """`store`: the feedback store that suggestions served and reviewers' feedback go to (None: nothing is
+    recorded and the feedback and review routes answer 404); the caller owns it and closes it."""
     limits = limits or Limits()
     load_errors: dict[str, str] = {}
 
@@ -56,8 +59,10 @@ def create_app(projects: Projects, limits: Limits | None = None, *, store: Any =
                   f"at most {limits.max_results:,} suggestions per document (larger limit or k are clamped).")
     app.state.projects, app.state.limits, app.state.store = projects, limits, store
     problems.install(app)
-    app.include_router(annif.router(projects, limits))
-    app.include_router(api.router(projects, limits))
+    app.include_router(annif.router(projects, limits, store))
+    app.include_router(api.router(projects, limits, store))
+    app.include_router(review.router(projects, limits, store))
+    ui.install(app)
 
     @app.get("/health", response_model=Health, tags=["service"])
     def health() -> Health:

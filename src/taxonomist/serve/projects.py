@@ -60,6 +60,7 @@ class ServedProject:
         self.project_id = self.project.project_id
         self.language = language
         self._reload_lock = threading.Lock()
+        self._checksum: tuple[Model, str | None] | None = None
 
     @property
     def model(self) -> Model:
@@ -73,6 +74,13 @@ class ServedProject:
     @property
     def loaded(self) -> bool:
         return self.project.is_loaded
+
+    def checksum(self) -> str | None:
+        """The current model's checksum (Project.checksum), read from its folder once per model, not per request."""
+        model, cached = self.model, self._checksum
+        if cached is None or cached[0] is not model:
+            cached = self._checksum = (model, self.project.checksum())
+        return cached[1]
 
     def reload(self) -> Project:
         """A fresh Project from the same source, its model loaded before it replaces the current one."""
