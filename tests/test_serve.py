@@ -8,18 +8,15 @@ import io
 import math
 import os
 import shutil
-import socket
 import subprocess
 import sys
-import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 from conftest import HashingEncoder
+from live import live
 from test_supervised import IDS, LABELS, TEXTS
 
 from taxonomist.config import Config
@@ -56,12 +53,6 @@ def from_folder(project_id: str, folder: Path, allow_learning: bool = False) -> 
                                          allow_learning=allow_learning))
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     """The base URL of a live server, and its projects: zs (zero-shot tree, read-only), grow (zero-shot tree,
@@ -75,26 +66,10 @@ def server(tmp_path_factory):
     projects = Projects([zero_shot("zs"), zero_shot("grow", allow_learning=True), from_folder("tr", trained),
                          from_folder("learner", copies["learner"], allow_learning=True),
                          from_folder("reloadable", copies["reloadable"])])
-    port = free_port()
     store = FeedbackStore(tmp_path_factory.mktemp("store") / "taxonomist.db")
-    uv = uvicorn.Server(uvicorn.Config(create_app(projects, LIMITS, store=store), host="127.0.0.1", port=port,
-                                       log_level="warning"))
-    thread = threading.Thread(target=uv.run, daemon=True)
-    thread.start()
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{base}/ready").status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        time.sleep(0.05)
-    else:
-        pytest.fail("the server did not get ready in 30 s")
-    yield base, projects, copies
-    uv.should_exit = True
-    thread.join(10)
+    with live(create_app(projects, LIMITS, store=store)) as base:
+        yield base, projects, copies
+    store.close()
 
 
 @pytest.fixture(scope="module")

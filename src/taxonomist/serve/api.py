@@ -40,9 +40,10 @@ class ProblemOut(BaseModel):
 
 def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """The problem+json answers a route documents."""
-    said = {400: "Bad request: the detail says what", 403: "Not allowed for this project", 404: "Not found (a project, label, document or feedback row): the detail says which",
-            409: "Conflict with what the store holds",
-            413: "Body or text over the server's limits", 503: "Model not available"}
+    said = {400: "Bad request: the detail says what", 403: "Not allowed for this project",
+            404: "Not found (a project, label, document or feedback row): the detail says which",
+            409: "Conflict with what the store holds", 413: "Body or text over the server's limits",
+            503: "Model not available"}
     content = {PROBLEM: {"schema": {"$ref": "#/components/schemas/ProblemOut"}}}
     return {status: {"model": ProblemOut, "description": said[status], "content": content} for status in statuses}
 
@@ -264,7 +265,8 @@ def path_of(labels: LabelSet, position: int) -> list[Step]:
     return [Step(id=labels.ids[a], name=labels.names[a]) for a in labels.path(position)[:-1]]
 
 
-def suggest(served: ServedProject, request: SuggestIn, limits: Limits, store: FeedbackStore | None = None) -> SuggestOut:
+def suggest(served: ServedProject, request: SuggestIn, limits: Limits,
+            store: FeedbackStore | None = None) -> SuggestOut:
     """Suggestions for the request's documents; with a store, the documents and what was served are recorded."""
     documents = [DocumentIn(text=request.text)] if request.text is not None else request.documents
     check_documents(documents, limits)
