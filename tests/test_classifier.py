@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 
 import numpy as np
@@ -36,7 +37,10 @@ TOPICS = {
     "python": "python programming software code",
 }
 EXTRA = ["today", "again", "here", "quickly", "slowly", "now", "later", "often", "really", "maybe", "still", "soon"]
-POOL = [f"{text} {word}" for text in TOPICS.values() for word in EXTRA]  # 60 docs: self-training switches on
+# 60 docs (12 per label on average: self-training switches on), some labels far commoner than others: the label
+# prior has shares to learn that both halves of the pool agree on (split-half reliability 0.90)
+SHARES = {"apple": 30, "banana": 14, "car": 8, "piano": 5, "python": 3}
+POOL = [f"{TOPICS[label]} {EXTRA[i % len(EXTRA)]} {i}" for label, n in SHARES.items() for i in range(n)]
 
 TREE = LabelSet(
     [
@@ -96,6 +100,15 @@ def test_static_encoders_skip_self_training() -> None:
     encoder.static = True
     pool = Classifier(FLAT, encoder=encoder).fit(unlabeled=POOL).model_.adaptation
     assert pool.self_training is None and pool.prior is not None and pool.propagation is not None
+
+
+def test_a_pool_whose_halves_disagree_on_label_shares_gets_no_label_prior(hashing_encoder) -> None:
+    even = [f"{text} {word}" for text in TOPICS.values() for word in EXTRA]  # 12 of each: no share to learn
+    model = Classifier(FLAT).fit(unlabeled=even).model_
+    decision = next(d for d in model.decisions if d.step == "label prior")
+    assert model.adaptation.prior is None and decision.choice == "off"
+    assert "split-half reliability" in decision.why and "too few documents" in decision.why
+    assert Classifier(FLAT).fit(unlabeled=POOL).model_.adaptation.prior is not None  # shares far apart: kept
 
 
 def test_fit_on_unlabeled_then_rank_is_deterministic(hashing_encoder) -> None:
@@ -264,4 +277,5 @@ def test_auto_hierarchy_refuses_broad_when_it_would_collapse_the_documents_onto_
     pool = [f"the {c} {x}" for cs in kinds.values() for c in cs for x in ("runs", "sleeps", "eats", "rests")]
     model = Trainer(Config.from_options(context="")).fit(tree, HashingEncoder(), unlabeled=pool)
     assert model.hierarchy_mode == "off", model.decisions
-    assert "spread over 2 labels" in model.decisions[0].why
+    broad = int(re.search(r"with 'broad' the documents' first labels spread over (\d+) labels", model.decisions[0].why)[1])
+    assert broad <= 3, model.decisions[0].why  # the two parents, where 16 children share the documents

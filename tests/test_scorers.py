@@ -74,6 +74,18 @@ def test_dirichlet_pseudo_count_keeps_a_tiny_pool_near_uniform() -> None:
     assert spread(3000) > 100
 
 
+def test_split_half_reliability_tells_label_shares_from_sampling_noise() -> None:
+    rng = np.random.default_rng(0)
+    zipf = 1.0 / np.arange(1, 41)
+    many = rng.choice(40, size=4000, p=zipf / zipf.sum())  # 100 documents per label, shares from 1/1 to 1/40
+    few = rng.choice(40, size=80)  # 2 documents per label, every share alike: what differs is noise
+    reliability = {name: LabelPrior().split_half_reliability(*full_shortlist(best, 40), n_labels=40)
+                   for name, best in (("many", many), ("few", few))}
+    assert reliability["many"] > 0.95
+    assert reliability["few"] < 0.5
+    assert LabelPrior().split_half_reliability(*full_shortlist(np.zeros(2, dtype=int), 40), n_labels=40) <= 1.0
+
+
 def test_prior_ignores_padding_and_scores_it_minus_inf() -> None:
     candidates = np.array([[0, 1, -1], [0, -1, -1]])
     sims = np.array([[0.9, 0.1, -np.inf], [0.8, -np.inf, -np.inf]], dtype=np.float32)

@@ -121,10 +121,8 @@ class Scoring:
             return Adaptation()
         candidates, sims = self.candidates(pool)
         adaptation, decisions = Adaptation(), []
-        if settings.prior_iterations > 0:
-            adaptation.prior = LabelPrior(self.config.rank.temperature, settings.prior_iterations,
-                                          settings.prior_strength).fit(candidates, sims, self.n_labels)
-        decisions.append(Decision("label prior", "on" if adaptation.prior else "off", "asked for"))
+        adaptation.prior, decision = self._label_prior(candidates, sims)
+        decisions.append(decision)
         posteriors = self.posteriors(candidates, sims, adaptation)
         per_label = len(pool.texts) / max(self.n_assignable, 1)  # what propagation and self-training need
         decisions.append(self._propagation_decision(per_label))
@@ -147,6 +145,20 @@ class Scoring:
     @property
     def n_assignable(self) -> int:
         return self.n_labels if self.assignable is None else int(self.assignable.sum())
+
+    def _label_prior(self, candidates: np.ndarray, sims: np.ndarray) -> tuple[LabelPrior | None, Decision]:
+        """The pool's label shares, kept only where they are signal: fitted on two halves of the pool they must
+        agree (split-half reliability, adapt/prior.py). With few documents per label they are mostly sampling
+        noise, and a noisy prior reorders labels at random (emoji dev, 2.5 documents per label: 0.59-0.67)."""
+        settings = self.config.adapt
+        if settings.prior_iterations <= 0:
+            return None, Decision("label prior", "off", "asked for")
+        prior = LabelPrior(self.config.rank.temperature, settings.prior_iterations, settings.prior_strength)
+        reliability = prior.split_half_reliability(candidates, sims, self.n_labels)
+        why = f"split-half reliability {reliability:.2f} ({settings.prior_min_reliability:.2f} needed)"
+        if reliability < settings.prior_min_reliability:
+            return None, Decision("label prior", "off", why + ": too few documents to tell how common each label is")
+        return prior.fit(candidates, sims, self.n_labels), Decision("label prior", "on", why)
 
     def _propagation_decision(self, per_label: float) -> Decision:
         """Neighbours can share a document's label only where the pool holds more documents of each label than a

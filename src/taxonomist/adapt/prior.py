@@ -48,6 +48,20 @@ class LabelPrior:
         self.log_prior_ = np.log(prior).astype(np.float32)
         return self
 
+    def split_half_reliability(self, candidates: np.ndarray, sims: np.ndarray, n_labels: int) -> float:
+        """How far the pool's label shares are signal rather than sampling noise: the priors fitted on two random
+        halves of the pool, correlated (Pearson, log priors, over the labels either half shortlists) and stepped
+        up to the whole pool (Spearman-Brown). Too few documents per label and the shares are noise."""
+        order = np.random.default_rng(0).permutation(len(candidates))
+        halves = order[: len(order) // 2], order[len(order) // 2:]
+        fitted = [copy.copy(self).fit(candidates[h], sims[h], n_labels).log_prior_ for h in halves]
+        seen = np.zeros(n_labels, dtype=bool)
+        seen[candidates[candidates >= 0]] = True
+        if seen.sum() < 3:
+            return 0.0
+        r = float(np.corrcoef(fitted[0][seen], fitted[1][seen])[0, 1])
+        return 0.0 if not np.isfinite(r) or r <= 0 else 2 * r / (1 + r)
+
     def logits(self, candidates: np.ndarray) -> np.ndarray:
         """The log prior, scaled by `strength`, at the candidates; -inf at padding."""
         return self.strength * gather(self.log_prior_, candidates, fill=-np.inf)
