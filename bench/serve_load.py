@@ -112,7 +112,8 @@ class Server:
         self.base = f"http://127.0.0.1:{self.port}"
         self.log = log.open("wb")
         self.proc = subprocess.Popen([str(TAXONOMIST), "serve", "--project", f"{project}=labels:{labels}",
-                                      "--encoder", encoder, "--host", "127.0.0.1", "--port", str(self.port)],
+                                      "--encoder", encoder, "--host", "127.0.0.1", "--port", str(self.port),
+                                      "--no-store"],  # the figures are the model's and the server's, as measured
                                      stdout=self.log, stderr=subprocess.STDOUT)
         self.pid = self.proc.pid
 
