@@ -1,6 +1,7 @@
 """Our own API (/api, in the OpenAPI schema): what Annif's clients never had — branch filters and exclusions per
 request, the hierarchy path of each suggestion, calibrated probabilities and label sets, evidence, label search
-and new labels, model info and reload. Every route is a thin caller of the Project and its Model."""
+and new labels, model info and reload. Every route is a thin caller of the Project and its Model; with a feedback
+store, what suggest served is recorded (recording.py) and each result names its document's store id."""
 
 from __future__ import annotations
 
