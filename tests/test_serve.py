@@ -468,3 +468,17 @@ def test_schemathesis_finds_no_failure(server, tmp_path, spec):
     else:  # the calibrated project, so that coverage and min_probability are valid requests
         result = schemathesis(location, url, tmp_path, "tr", OUR_GAPS)
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
+
+
+def test_the_server_process_keeps_blas_to_one_thread_and_bounds_malloc_arenas() -> None:
+    import subprocess
+    import sys
+
+    script = ("from taxonomist.serve.process import tune_for_serving\n"
+              "bounded = tune_for_serving()\n"
+              "from threadpoolctl import threadpool_info\n"
+              "print(bounded, sorted({p['num_threads'] for p in threadpool_info() if p['user_api'] == 'blas'}))")
+    out = subprocess.run([sys.executable, "-c", "import numpy\n" + script], capture_output=True, text=True,
+                         check=True).stdout.split(maxsplit=1)
+    assert out[0] == "True"  # glibc, as on every machine this runs on
+    assert out[1].strip() == "[1]"

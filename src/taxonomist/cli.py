@@ -546,11 +546,11 @@ def run_labels_add(args: argparse.Namespace) -> int:
 
 def run_serve(args: argparse.Namespace) -> int:
     import uvicorn
-    from threadpoolctl import threadpool_limits
 
     from .feedback import FeedbackStore
     from .serve.app import create_app
     from .serve.limits import Limits
+    from .serve.process import tune_for_serving
     from .serve.projects import Projects, ProjectSpec, ServedProject, builder
 
     try:
@@ -565,9 +565,7 @@ def run_serve(args: argparse.Namespace) -> int:
     projects = Projects([ServedProject(builder(spec, encoder=args.encoder, language=args.language,
                                               allow_learning=spec.project_id in args.allow_learning),
                                       language=args.language) for spec in specs])
-    # Requests run on threads of their own; BLAS threads on top of them only fight for the same cores (batch
-    # docs/s through the API 555-1,179 with them, 3,185-4,312 without, on 2 busy cores; bench/serve_load.py).
-    threadpool_limits(1)
+    tune_for_serving()
     store = None if args.no_store else FeedbackStore(args.store)
     try:
         uvicorn.run(create_app(projects, limits, store=store), host=args.host, port=args.port)
