@@ -76,6 +76,12 @@ def test_files_that_are_not_a_store_are_refused(tmp_path):
         FeedbackStore(tmp_path)
 
 
+def test_a_store_that_cannot_be_created_says_so_not_that_it_is_of_another_kind(tmp_path):
+    with pytest.raises(InputError) as error:
+        FeedbackStore(tmp_path / "no such folder" / "taxonomist.db")
+    assert "cannot be opened for writing" in str(error.value) and "not a taxonomist" not in str(error.value)
+
+
 def test_a_newer_or_unknown_schema_is_refused(tmp_path):
     path = tmp_path / "feedback.db"
     FeedbackStore(path).close()

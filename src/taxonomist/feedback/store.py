@@ -170,6 +170,10 @@ class FeedbackStore:
         return connection
 
     def _not_a_store(self, error: Exception) -> InputError:
+        if isinstance(error, sqlite3.OperationalError) and any(
+                what in str(error) for what in ("unable to open", "readonly", "read-only")):
+            return InputError(f"the feedback store cannot be opened for writing ({error})", where=str(self.path),
+                              fix="give a path in a folder that exists and that you may write to (--store FILE)")
         return InputError(f"not a taxonomist feedback store ({error})", where=str(self.path),
                           fix="give the SQLite file that `taxonomist serve --store` wrote, or a new path")
 
