@@ -51,7 +51,8 @@ class AdaptConfig:
     prior, a neighbour graph or a domain context to mean anything, and is not adapted to. `pool_size`: the most
     documents adapted to. The label prior is kept where its split-half reliability is `prior_min_reliability` or
     more (dev splits: foldoc 0.94-0.99, gcide 0.99, wordnet-taxonomy 0.87-0.89 kept, P@1 +0.6 to +4.7; emoji
-    0.59-0.67 dropped, where it cost up to 0.4 P@1 and 0.9 nDCG@5). Propagation needs more documents per label in the pool than `propagation_neighbours`
+    0.59-0.67 dropped, where it moved P@1 by -0.4 to +0.8 (one to two of 244 documents) and cost up to
+    0.9 nDCG@5). Propagation needs more documents per label in the pool than `propagation_neighbours`
     (scoring.py says why).
     Self-training needs pseudo-labelled documents for most labels: `self_training_docs_per_label` of pool per
     label before it switches on. It is off with static encoders (measured on foldoc P@1 −3.5 with model2vec,
