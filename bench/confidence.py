@@ -20,6 +20,7 @@ usage: python bench/confidence.py [--data ../shared/data] [--datasets foldoc,wor
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import os
 import sys
@@ -32,7 +33,7 @@ sys.path.insert(0, str(ROOT.parent / "src"))
 
 import numpy as np  # noqa: E402
 
-from taxonomist.calibrate import Calibration, Conformal, Outcomes, band_of  # noqa: E402
+from taxonomist.calibrate import METHODS, Calibration, Calibrator, Conformal, Outcomes, band_of  # noqa: E402
 from taxonomist.classifier import Classifier  # noqa: E402
 from taxonomist.encoders import get_encoder  # noqa: E402
 from taxonomist.errors import NotSupportedError  # noqa: E402
@@ -89,7 +90,7 @@ def topk_same_coverage(positions: np.ndarray, right: np.ndarray, gold_total: int
 
 
 def bench_dataset(data: Path, spec: str, splits: int, alphas: list[float], mapie: bool, dev: bool = False,
-                  conformal: Conformal | None = None) -> dict:
+                  conformal: Conformal | None = None, calibrator: Calibrator | None = None) -> dict:
     labels = read_labels(data / "labels.jsonl")
     train = [d for d in read_documents(data / "train.jsonl", skip_invalid=True, label_set=labels) if d.labels]
     if dev:  # choosing constants: a fifth of the train split stands in for the test split, which is not read
@@ -130,6 +131,7 @@ def bench_dataset(data: Path, spec: str, splits: int, alphas: list[float], mapie
         order = np.random.default_rng(seed).permutation(len(test))
         cal, ev = np.sort(order[: len(test) // 2]), np.sort(order[len(test) // 2:])
         calibration = Calibration.fit(Outcomes.of(positions[cal], raw[cal], gold[cal]), bands, "bench",
+                                      calibrator=None if calibrator is None else copy.copy(calibrator),
                                       conformal=conformal)
         pos, sc, r, v = positions[ev], raw[ev], right[ev], valid[ev]
         p = calibration.probabilities(pos, sc)
@@ -263,10 +265,13 @@ def main() -> None:
     ap.add_argument("--dev", action="store_true",
                     help="for choosing constants: train on four fifths of the train split and measure on the rest")
     ap.add_argument("--min-band-labels", type=int, help="Conformal.min_band_labels (default: the library's)")
+    ap.add_argument("--method", choices=METHODS, help="the calibration map fitted on each split (default: the "
+                    "library's)")
     a = ap.parse_args()
     alphas = [float(x) for x in a.alphas.split(",")]
     conformal = None if a.min_band_labels is None else Conformal(min_band_labels=a.min_band_labels)
-    results = [bench_dataset(Path(a.data) / name, a.encoder, a.splits, alphas, a.mapie, a.dev, conformal)
+    calibrator = None if a.method is None else Calibrator(method=a.method)
+    results = [bench_dataset(Path(a.data) / name, a.encoder, a.splits, alphas, a.mapie, a.dev, conformal, calibrator)
                for name in a.datasets.split(",")]
     if a.json:
         Path(a.json).write_text(json.dumps(results, indent=1))
