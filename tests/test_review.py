@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import sqlite3
 import subprocess
@@ -15,14 +14,12 @@ import threading
 
 import httpx
 import pytest
-from conftest import HashingEncoder
 from fastapi.testclient import TestClient
 from live import free_port, live, wait_ready
-from test_serve import DENSE, FRUIT, LIMITS, TREE, from_folder, problem_of, zero_shot
-from test_supervised import IDS, LABELS, TEXTS
+from test_serve import FRUIT, LIMITS, TREE, from_folder, problem_of, trained_folders, zero_shot
+from test_supervised import TEXTS
 
 from taxonomist.feedback import FeedbackStore
-from taxonomist.project import Project
 from taxonomist.serve.annif import LEARN_WHO
 from taxonomist.serve.app import create_app
 from taxonomist.serve.projects import Projects
@@ -36,11 +33,8 @@ TEXTS_TO_REVIEW = ["an apple and a banana", "football and tennis on sunday", "a 
 def served(tmp_path_factory):
     """(base URL, store, projects): zs (zero-shot tree), tr (trained, saved: it has a checksum), learner (a copy of
     tr that allows learning)."""
-    trained = tmp_path_factory.mktemp("trained")
-    Project("tr", model_dir=trained, labels=LABELS, encoder=HashingEncoder(), config=DENSE).train(TEXTS, IDS)
-    learner = tmp_path_factory.mktemp("learner") / "model"
-    shutil.copytree(trained, learner)
-    projects = Projects([zero_shot("zs"), from_folder("tr", trained), from_folder("learner", learner, True)])
+    trained, copies = trained_folders(tmp_path_factory, "learner")
+    projects = Projects([zero_shot("zs"), from_folder("tr", trained), from_folder("learner", copies["learner"], True)])
     store = FeedbackStore(tmp_path_factory.mktemp("store") / "taxonomist.db")
     with live(create_app(projects, LIMITS, store=store)) as base:
         yield base, store, projects

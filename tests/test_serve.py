@@ -53,16 +53,22 @@ def from_folder(project_id: str, folder: Path, allow_learning: bool = False) -> 
                                          allow_learning=allow_learning))
 
 
+def trained_folders(tmp_path_factory, *copies: str) -> tuple[Path, dict[str, Path]]:
+    """A small trained, calibrated model folder, and a copy of it for each name in `copies` (for projects that
+    change or reload their model without touching the others)."""
+    trained = tmp_path_factory.mktemp("trained")
+    Project("tr", model_dir=trained, labels=LABELS, encoder=HashingEncoder(), config=DENSE).train(TEXTS, IDS)
+    folders = {name: tmp_path_factory.mktemp(name) / "model" for name in copies}
+    for folder in folders.values():
+        shutil.copytree(trained, folder)
+    return trained, folders
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     """The base URL of a live server, and its projects: zs (zero-shot tree, read-only), grow (zero-shot tree,
     changes allowed), tr (trained and calibrated, read-only), learner and reloadable (copies of tr)."""
-    trained = tmp_path_factory.mktemp("trained")
-    Project("tr", model_dir=trained, labels=LABELS, encoder=HashingEncoder(), config=DENSE).train(TEXTS, IDS)
-    copies = {}
-    for name in ("learner", "reloadable"):
-        copies[name] = tmp_path_factory.mktemp(name) / "model"
-        shutil.copytree(trained, copies[name])
+    trained, copies = trained_folders(tmp_path_factory, "learner", "reloadable")
     projects = Projects([zero_shot("zs"), zero_shot("grow", allow_learning=True), from_folder("tr", trained),
                          from_folder("learner", copies["learner"], allow_learning=True),
                          from_folder("reloadable", copies["reloadable"])])

@@ -12,13 +12,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import HashingEncoder
 from live import live
-from test_serve import DENSE, FRUIT, LIMITS, from_folder, zero_shot
-from test_supervised import IDS, LABELS, TEXTS
+from test_serve import FRUIT, LIMITS, from_folder, trained_folders, zero_shot
 
 from taxonomist.feedback import FeedbackStore
-from taxonomist.project import Project
 from taxonomist.serve.projects import Projects
 
 os.environ["HF_HUB_OFFLINE"] = "1"
@@ -35,8 +32,7 @@ def site(tmp_path_factory):
     """(base URL, store path): projects zs (zero-shot tree, with documents waiting for review) and tr (trained)."""
     from taxonomist.serve.app import create_app
 
-    trained = tmp_path_factory.mktemp("trained")
-    Project("tr", model_dir=trained, labels=LABELS, encoder=HashingEncoder(), config=DENSE).train(TEXTS, IDS)
+    trained, _ = trained_folders(tmp_path_factory)
     path = tmp_path_factory.mktemp("store") / "taxonomist.db"
     store = FeedbackStore(path)
     with live(create_app(Projects([zero_shot("zs"), from_folder("tr", trained)]), LIMITS, store=store)) as base:
