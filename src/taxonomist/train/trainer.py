@@ -36,9 +36,9 @@ SPREAD_SAMPLE = 2000  # documents the hierarchy and context checks rank both way
 # An auto context is kept where the documents' first labels spread over at least this share of the labels they
 # spread over without it, on either half of the sample: bare names written with the corpus' central words turn
 # into hubs where they narrow, and on a small sample a ratio near 1 is noise.
-# On the dev splits (a fifth of train, plain ranking, with / without; the smaller half's ratio): foldoc 1.24
-# (P@1 +9.4) with MiniLM, 1.08 (+1.6) static; gcide 1.16 MiniLM, 0.93 (-0.8) static; emoji 0.97 (+2.0) MiniLM,
-# 1.01 (-0.4) static.
+# On the dev splits (a fifth of train, plain ranking, with / without; the smaller half's ratio): foldoc 1.14-1.24
+# (P@1 +9.4) with MiniLM, 1.08 (+1.6) static; gcide 1.16 MiniLM, 0.93 (-0.8) static; emoji 0.96-0.97 (+2.0)
+# MiniLM, 1.01 (-0.4) static.
 CONTEXT_MIN_SPREAD = 1.0
 
 
