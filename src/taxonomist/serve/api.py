@@ -239,9 +239,9 @@ def select(model: Model, texts: list[str], request: SuggestIn, k: int) -> Rankin
                           "it first (taxonomist calibrate --model M --docs CHECKED.jsonl)")
     ranking = (model.label_sets(texts, request.coverage, request.guarantee) if request.coverage is not None
                else model.candidates(texts))
-    keep = (ranking.positions >= 0) & (ranking.scores >= request.threshold)
     if request.min_probability is not None:
-        keep &= ranking.probabilities >= request.min_probability
+        ranking = model.above(ranking, min_probability=request.min_probability)
+    keep = (ranking.positions >= 0) & (ranking.scores >= request.threshold)
     allowed = allowed_labels(model.labels, request)
     if allowed is not None:
         keep &= allowed[np.maximum(ranking.positions, 0)]
