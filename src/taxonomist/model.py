@@ -117,6 +117,10 @@ class Model:
 
     def candidates(self, texts: Sequence[str]) -> Ranking:
         """Every label the model scored for each document (its candidates), best first."""
+        if not len(texts):
+            empty = np.zeros((0, 1), np.float32)
+            return Ranking(np.full((0, 1), -1, np.int64), empty, POSTERIOR if self.fusion is None else FUSED,
+                           None if self.calibration is None else empty)
         matrix, kind = self._scored(texts)
         return self._ranking(*csr_top_k(matrix, max(1, int(np.diff(matrix.indptr).max(initial=0)))), kind)
 
@@ -130,9 +134,12 @@ class Model:
     def label_sets(self, texts: Sequence[str], coverage: float, guarantee: str = "label") -> Ranking:
         """Conformal label sets (see calibrate.py for what each `guarantee` promises at `coverage`): each
         document's candidates whose score reaches their band's threshold, best first; sizes vary."""
+        return self.in_sets(self.candidates(texts), coverage, guarantee)
+
+    def in_sets(self, ranking: Ranking, coverage: float, guarantee: str = "label") -> Ranking:
+        """The candidates of `ranking` that are in their document's conformal label set (see `label_sets`)."""
         calibration = self.require_calibration("label sets of a stated coverage")
         thresholds = calibration.set_thresholds(coverage, guarantee).by_band
-        ranking = self.candidates(texts)
         bands = calibration.calibrator.band_of(ranking.positions)
         return ranking.keep(ranking.scores >= thresholds[bands])
 

@@ -9,6 +9,7 @@ zeros left out, the threshold inclusive, as Annif's SuggestionBatch.filter.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 from importlib.metadata import version
@@ -22,7 +23,7 @@ from starlette.responses import JSONResponse, Response
 
 from ..errors import InputError, NotSupportedError
 from ..feedback import FeedbackStore
-from ..model import Model
+from ..model import Model, Ranking
 from .limits import ANNIF_BATCH, Limits
 from .problems import Problem, bad_request
 from .projects import Projects, ServedProject
@@ -37,11 +38,11 @@ def score_kind(model: Model) -> str:
     return PROBABILITY if model.calibration is not None else CLIPPED
 
 
-def annif_results(model: Model, texts: list[str], limit: int, threshold: float) -> list[list[tuple[int, float]]]:
-    """Per document, (label position, score) best first: at most `limit`, each >= `threshold` and > 0."""
-    if limit == 0 or not texts:
-        return [[] for _ in texts]
-    ranking = model.candidates(texts)
+def annif_results(model: Model, ranking: Ranking, limit: int, threshold: float) -> list[list[tuple[int, float]]]:
+    """Per document of `model`'s ranking, (label position, score) best first: at most `limit`, each >= `threshold`
+    and > 0."""
+    if limit == 0:
+        return [[] for _ in ranking.positions]
     values = ranking.probabilities if model.calibration is not None else np.clip(ranking.scores, 0.0, 1.0)
     out = []
     for positions, row in zip(ranking.positions, values.astype(np.float32)):
@@ -154,19 +155,21 @@ def dump_vocab(served: ServedProject) -> dict[str, Any]:
             "size": len(served.model.labels) if loaded else None, "loaded": loaded}
 
 
-def _suggest(served: ServedProject, texts: list[str], limit: int, threshold: float, language: str | None,
-             store: FeedbackStore | None, refs: list[str | None]) -> list[dict[str, list]]:
-    """Annif's results; with a store, the documents and the scores served (as probabilities where the model is
-    calibrated, Annif's score then being one) are recorded."""
+async def _suggest(served: ServedProject, texts: list[str], limit: int, threshold: float, language: str | None,
+                   store: FeedbackStore | None, refs: list[str | None]) -> list[dict[str, list]]:
+    """Annif's results, ranked by the project's batcher; with a store, the documents and the scores served (as
+    probabilities where the model is calibrated, Annif's score then being one) are recorded."""
     lang = language or served.language
     if lang != served.language:
         raise bad_request(f'language "{lang}" not supported by vocabulary')
     model = served.model  # one model for the whole request, whatever a reload does meanwhile
     labels = model.labels
-    results = annif_results(model, texts, limit, threshold)
+    ranking = await asyncio.wrap_future(served.batcher.submit(model, texts)) if limit else None
+    results = annif_results(model, ranking, limit, threshold) if ranking is not None else [[] for _ in texts]
     calibrated = model.calibration is not None
-    record(store, served, texts, refs,
-           [[(labels.ids[p], score, score if calibrated else None) for p, score in hits] for hits in results])
+    if store is not None:  # SQLite waits for the disk: off the event loop
+        await run_in_threadpool(record, store, served, texts, refs, [
+            [(labels.ids[p], score, score if calibrated else None) for p, score in hits] for hits in results])
     return [{"results": [{"uri": labels.ids[p], "label": labels.names[p], "notation": labels[p].notation or None,
                           "score": score} for p, score in hits]} for hits in results]
 
@@ -200,7 +203,7 @@ def router(projects: Projects, limits: Limits, store: FeedbackStore | None = Non
         limit, threshold, language = _options(fields, limits)
         text = _check_text(fields["text"], limits, "text")
         served = projects.find(project_id)
-        result = await run_in_threadpool(_suggest, served, [text], limit, threshold, language, store, [None])
+        result = await _suggest(served, [text], limit, threshold, language, store, [None])
         return JSONResponse(result[0])
 
     @api.post("/projects/{project_id}/suggest-batch")
@@ -226,8 +229,8 @@ def router(projects: Projects, limits: Limits, store: FeedbackStore | None = Non
             if "metadata" in document:
                 _metadata(document["metadata"], f"{where}.metadata")
         served = projects.find(project_id)
-        results = await run_in_threadpool(_suggest, served, texts, limit, threshold, language, store,
-                                          [document.get("document_id") for document in documents])
+        results = await _suggest(served, texts, limit, threshold, language, store,
+                                 [document.get("document_id") for document in documents])
         for result, document in zip(results, documents):
             result["document_id"] = document.get("document_id")
         return JSONResponse(results)

@@ -5,11 +5,13 @@ store, what suggest served is recorded (recording.py) and each result names its 
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated, Any, Literal
 
 import numpy as np
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from starlette.concurrency import run_in_threadpool
 
 from ..errors import InputError
 from ..feedback import FeedbackStore
@@ -232,13 +234,17 @@ def allowed_labels(labels: LabelSet, request: SuggestIn) -> np.ndarray | None:
     return allowed
 
 
-def select(model: Model, texts: list[str], request: SuggestIn, k: int) -> Ranking:
-    """The candidates (or conformal sets) with every filter applied, each row cut to `k`."""
+def check_calibrated(model: Model, request: SuggestIn) -> None:
+    """Probabilities and sets asked of a model that has none: a 400, before anything is ranked."""
     if (request.coverage is not None or request.min_probability is not None) and model.calibration is None:
         raise bad_request("this model has no calibration, so coverage and min_probability cannot be used; calibrate "
                           "it first (taxonomist calibrate --model M --docs CHECKED.jsonl)")
-    ranking = (model.label_sets(texts, request.coverage, request.guarantee) if request.coverage is not None
-               else model.candidates(texts))
+
+
+def select(model: Model, ranking: Ranking, request: SuggestIn, k: int) -> Ranking:
+    """`model`'s candidates (or conformal sets) with every filter applied, each row cut to `k`."""
+    if request.coverage is not None:
+        ranking = model.in_sets(ranking, request.coverage, request.guarantee)
     if request.min_probability is not None:
         ranking = model.above(ranking, min_probability=request.min_probability)
     keep = (ranking.positions >= 0) & (ranking.scores >= request.threshold)
@@ -266,33 +272,34 @@ def path_of(labels: LabelSet, position: int) -> list[Step]:
     return [Step(id=labels.ids[a], name=labels.names[a]) for a in labels.path(position)[:-1]]
 
 
-def suggest(served: ServedProject, request: SuggestIn, limits: Limits,
-            store: FeedbackStore | None = None) -> SuggestOut:
-    """Suggestions for the request's documents; with a store, the documents and what was served are recorded."""
+async def suggest(served: ServedProject, request: SuggestIn, limits: Limits,
+                  store: FeedbackStore | None = None) -> SuggestOut:
+    """Suggestions for the request's documents, ranked by the project's batcher on the event loop's behalf;
+    evidence and the store's writes, slow, run on worker threads."""
     documents = [DocumentIn(text=request.text)] if request.text is not None else request.documents
     check_documents(documents, limits)
     model = served.model  # one model for the whole request, whatever a reload does meanwhile
     texts = [document.text for document in documents]
-    if not texts:
-        return SuggestOut(project_id=served.project_id, score="fused" if model.fusion is not None else "posterior",
-                          calibrated=model.calibration is not None, results=[])
-    ranking = select(model, texts, request, min(request.k, limits.max_results))
+    check_calibrated(model, request)
+    candidates = await asyncio.wrap_future(served.batcher.submit(model, texts))
+    ranking = select(model, candidates, request, min(request.k, limits.max_results))
+    rows = [[(int(p), j) for j, p in enumerate(positions) if p >= 0] for positions in ranking.positions]
+    why = (await run_in_threadpool(lambda: [evidence(model, document.text, [p for p, _ in row]) if row else {}
+                                            for document, row in zip(documents, rows)])
+           if request.explain else [{}] * len(documents))
     labels = model.labels
-    results = []
-    for i, document in enumerate(documents):
-        row = [(int(p), j) for j, p in enumerate(ranking.positions[i]) if p >= 0]
-        why = evidence(model, document.text, [p for p, _ in row]) if request.explain and row else {}
-        suggestions = [SuggestionOut(
-            id=labels.ids[p], name=labels.names[p], notation=labels[p].notation or None,
-            score=float(ranking.scores[i, j]),
-            probability=None if ranking.probabilities is None else float(ranking.probabilities[i, j]),
-            path=path_of(labels, p),
-            evidence=Evidence(**why[p]) if p in why else None) for p, j in row]
-        results.append(DocumentOut(id=document.id, suggestions=suggestions))
-    ids = record(store, served, texts, [d.id for d in documents],
-                 [[(s.id, s.score, s.probability) for s in result.suggestions] for result in results])
-    for result, document_id in zip(results, ids or ()):
-        result.document = document_id
+    results = [DocumentOut(id=document.id, suggestions=[SuggestionOut(
+        id=labels.ids[p], name=labels.names[p], notation=labels[p].notation or None,
+        score=float(ranking.scores[i, j]),
+        probability=None if ranking.probabilities is None else float(ranking.probabilities[i, j]),
+        path=path_of(labels, p),
+        evidence=Evidence(**why[i][p]) if p in why[i] else None) for p, j in row])
+        for i, (document, row) in enumerate(zip(documents, rows))]
+    if store is not None:
+        ids = await run_in_threadpool(record, store, served, texts, [d.id for d in documents],
+                                      [[(s.id, s.score, s.probability) for s in r.suggestions] for r in results])
+        for result, document_id in zip(results, ids):
+            result.document = document_id
     return SuggestOut(project_id=served.project_id, score=ranking.kind, calibrated=model.calibration is not None,
                       results=results)
 
@@ -335,9 +342,9 @@ def router(projects: Projects, limits: Limits, store: FeedbackStore | None = Non
                            store=store is not None)
 
     @api.post("/projects/{project_id}/suggest", response_model=SuggestOut, responses=problems(400, 404, 413, 503))
-    def suggest_route(project_id: str, request: SuggestIn) -> SuggestOut:
+    async def suggest_route(project_id: str, request: SuggestIn) -> SuggestOut:
         """Suggestions for one document or several, best first, with filters, paths and optional evidence."""
-        return suggest(projects.find(project_id), request, limits, store)
+        return await suggest(projects.find(project_id), request, limits, store)
 
     @api.get("/projects/{project_id}/labels", response_model=LabelsOut, responses=problems(400, 404, 503))
     def labels_route(project_id: str, q: str | None = Query(None, description="id, name or alias substring"),

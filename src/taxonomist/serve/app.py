@@ -23,6 +23,7 @@ from . import annif, api, problems, review, ui
 from .api import Health, Ready, problems as documented
 from .limits import BodyLimit, Limits
 from .problems import Problem
+from .process import freeze_heap
 from .projects import Projects
 
 log = logging.getLogger("taxonomist.serve")
@@ -36,6 +37,7 @@ def load_all(projects: Projects, errors: dict[str, str]) -> None:
         except Exception as error:  # reported by /ready; the server keeps answering for the others
             errors[project_id] = str(error)
             log.error("project %s: its model could not be loaded: %s", project_id, error)
+    freeze_heap()
 
 
 def create_app(projects: Projects, limits: Limits | None = None, *, store: FeedbackStore | None = None,

@@ -14,7 +14,9 @@ from ..errors import InputError
 from ..model import Model
 from ..project import Project
 from ..store import MANIFEST
+from .batching import Batcher
 from .problems import Problem
+from .process import freeze_heap
 
 PROJECT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 LABELS_PREFIX = "labels:"
@@ -52,7 +54,7 @@ class ProjectSpec:
 
 class ServedProject:
     """One project as served: the current Project (replaced whole on reload), its label language (Annif's
-    vocabulary language) and whether clients may change its model."""
+    vocabulary language), whether clients may change its model, and the batcher its documents are ranked by."""
 
     def __init__(self, build: Callable[[], Project], *, language: str = "en") -> None:
         self._build = build
@@ -61,6 +63,7 @@ class ServedProject:
         self.language = language
         self._reload_lock = threading.Lock()
         self._checksum: tuple[Model, str | None] | None = None
+        self.batcher = Batcher(name=f"rank-{self.project_id}")
 
     @property
     def model(self) -> Model:
@@ -88,6 +91,7 @@ class ServedProject:
             fresh = self._build()
             fresh.model  # noqa: B018 - loads it, off the request path of everyone else
             self.project = fresh
+            freeze_heap()
             return fresh
 
     def modification_time(self) -> str | None:
