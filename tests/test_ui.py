@@ -195,3 +195,9 @@ def test_errors_from_the_server_are_shown_on_the_page(page):
     expected = [e for e in page.console_errors if e.startswith("Failed to load resource") and "status of 413" in e]
     assert len(expected) == 1  # chromium's own line for the 413 answer, taken out; any other error still fails
     page.console_errors.remove(expected[0])
+
+
+def test_the_api_documentation_renders_offline(page, screens):
+    page.goto("/docs")
+    page.locator(".opblock-summary-path[data-path='/api/projects/{project_id}/suggest']").wait_for()
+    shoot(page, screens, "docs")

@@ -53,7 +53,7 @@ def create_app(projects: Projects, limits: Limits | None = None, *, store: Feedb
             threading.Thread(target=load_all, args=(projects, load_errors), daemon=True, name="load-models").start()
         yield
 
-    # Swagger UI and ReDoc load their scripts from a CDN, blank offline: the schema is at /openapi.json.
+    # FastAPI's Swagger UI and ReDoc load their scripts from a CDN, blank offline: ui.py serves Swagger UI itself.
     app = FastAPI(title="taxonomist", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None,
                   description="Annif's REST API under /v1 (see Annif's annif.yaml) and taxonomist's own under /api. "
                   f"Limits: bodies up to {limits.max_body_bytes:,} bytes, texts up to {limits.max_text_chars:,} "

@@ -1,12 +1,16 @@
 """The web UI: plain HTML, CSS and JavaScript files shipped in the package (static/), served under /ui/ by the
 same app as the API they call. No build step and nothing from a CDN, so it works offline; the
-Content-Security-Policy header holds the pages to that (only this server's own scripts, styles and API)."""
+Content-Security-Policy header holds the pages to that (only this server's own scripts, styles and API).
+The API's documentation (/docs) is Swagger UI from the swagger-ui-bundle-v2 package (Connexion's), served from here
+too: FastAPI's default loads it from a CDN and is blank offline."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from fastapi import FastAPI
+from fastapi.openapi.docs import get_swagger_ui_html
+from starlette.responses import HTMLResponse
 from starlette.responses import RedirectResponse, Response
 from starlette.staticfiles import StaticFiles
 from starlette.types import Scope
@@ -27,8 +31,18 @@ class UIFiles(StaticFiles):
 
 
 def install(app: FastAPI) -> None:
-    """/ui/ (the classify page first) and / sending a browser there."""
+    """/ui/ (the classify page first), / sending a browser there, and /docs."""
+    from swagger_ui_bundle import swagger_ui_path
+
     app.mount("/ui", UIFiles(directory=STATIC, html=True), name="ui")
+    app.mount("/docs/static", StaticFiles(directory=str(swagger_ui_path)), name="docs-static")
+
+    @app.get("/docs", include_in_schema=False)
+    def docs() -> HTMLResponse:
+        return get_swagger_ui_html(openapi_url=app.openapi_url or "/openapi.json", title=f"{app.title} API",
+                                   swagger_js_url="/docs/static/swagger-ui-bundle.js",
+                                   swagger_css_url="/docs/static/swagger-ui.css",
+                                   swagger_favicon_url="/docs/static/favicon-32x32.png")
 
     @app.get("/", include_in_schema=False)
     def root() -> RedirectResponse:
