@@ -162,3 +162,14 @@ def test_a_project_loads_lazily_learns_under_its_lock_and_saves(tmp_path, hashin
         Project(model_dir=folder).learn(["x"], [["a"]])
     with pytest.raises(InputError, match="label set or a model folder"):
         Project()
+
+
+def test_the_held_out_metrics_are_the_record_ranked_as_the_model_ranks_and_are_saved(tmp_path) -> None:
+    model = trained()
+    held = model.held_out
+    assert held is not None and held["documents"] == len(model.record.rows)
+    assert set(held) == {"P@1", "P@5", "R@5", "nDCG@5", "candidate recall", "documents"}
+    assert 50 < held["P@1"] <= 100 and held["R@5"] <= held["candidate recall"]  # the shortlist caps recall
+    write_model(model, tmp_path / "model")
+    assert read_model(tmp_path / "model", encoder=HashingEncoder()).held_out == held
+    assert Trainer(DENSE).fit(LABELS, HashingEncoder()).held_out is None  # zero-shot: nothing was held out

@@ -339,6 +339,7 @@ def test_project_info(http):
     assert info["labels"] == 4 and info["encoder"] == "test:hashing64" and info["documents"] == len(TEXTS)
     assert len(info["checksum"]) == 64 and info["annif_score"] == "calibrated probability"
     assert info["held_out_documents"] > 0 and info["calibration"]
+    assert info["held_out"]["documents"] == info["held_out_documents"] and 0 < info["held_out"]["P@1"] <= 100
     assert http.get("/api/projects/zs").json()["annif_score"] == "model score clipped to [0, 1]"
     problem_of(http.get("/api/projects/nope"), 404)
 

@@ -177,6 +177,7 @@ def test_project_info_and_the_project_picker(page, screens):
     checksum.wait_for()
     assert len(checksum.inner_text()) == 64
     assert page.locator("dd[data-key=labels]").inner_text() == "4"
+    assert "P@1" in page.locator("dd[data-key=held_out]").inner_text()
     page.locator("#review-section").wait_for()
     shoot(page, screens, "info")
     page.select_option("#project", "zs")

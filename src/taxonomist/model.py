@@ -74,7 +74,8 @@ class Model:
     ranked is never adapted to, so each document gets the same suggestions whatever shares its batch.
     `documents`: the number of examples it learnt from. `record`: the held-out scores training computed (None without examples
     enough to hold some out). `calibration`: what turns its scores into probabilities and label sets.
-    `decisions`: what training decided for this label set and corpus (the hierarchy mode "auto" chose...).
+    `held_out`: its ranking's metrics on the held-out documents of its last training (train/trainer.py
+    held_out_metrics), None without them. `decisions`: what training decided for this label set and corpus (the hierarchy mode "auto" chose...).
     `rejections`: (document text sha256, label id) pairs a reviewer rejected (feedback/fold.py), kept with the
     model so that they are not lost; no scorer reads them yet, beyond a rejected label being, like any label a
     folded-in document does not carry, a zero target of the ridge head and the nearest examples."""
@@ -91,6 +92,7 @@ class Model:
     calibration: Calibration | None = None
     decisions: tuple[Decision, ...] = ()
     rejections: tuple[tuple[str, str], ...] = ()
+    held_out: dict[str, float] | None = None
     show_progress: bool = False  # a progress bar while encoding: how it is used, not what it is
 
     @property

@@ -63,6 +63,7 @@ def write_model(model: Model, path: str | Path) -> None:
         "labels": {"count": len(model.labels), "fingerprint": model.labels.fingerprint},
         "documents": model.documents,
         "decisions": [dataclasses.asdict(d) for d in model.decisions],
+        "held_out": model.held_out,
         "parts": {"scorers": list(model.scoring.scorers), "transforms": list(transforms),
                   "fusion": None if model.fusion is None else model.fusion.kind},
     }
@@ -123,7 +124,7 @@ def _read(stored: Any, path: str | Path, encoder: str | Encoder | None, labels: 
         if "rejections" in entries else ()
     return Model(saved_labels, encoder_, spec, config, scoring, Adaptation(**transforms) if transforms else None,
                  fusion, documents=meta["documents"], record=record, calibration=calibration, decisions=decisions,
-                 rejections=rejections)
+                 rejections=rejections, held_out=meta.get("held_out"))
 
 
 def _encoder(stored: Any, encoder: str | Encoder | None, path: str | Path) -> tuple[Encoder, str | None]:

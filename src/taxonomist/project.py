@@ -157,7 +157,7 @@ class Project:
                 "scorers": list(model.scoring.scorers), "fusion": None if model.fusion is None else model.fusion.kind,
                 "calibration": None if model.calibration is None else model.calibration.source,
                 "contexts": list(model.contexts),
-                "checksum": self.checksum(), "rejections": len(model.rejections),
+                "held_out": model.held_out, "checksum": self.checksum(), "rejections": len(model.rejections),
                 "allow_learning": self.allow_learning}
 
     def checksum(self) -> str | None:

@@ -186,6 +186,9 @@ class ProjectOut(BaseModel):
     calibration: str | None
     annif_score: str = Field(description="what the Annif API's score is for this project")
     held_out_documents: int | None = Field(description="documents training held out to fit the fusion")
+    held_out: dict[str, float] | None = Field(None, description="the model's ranking on those held-out documents "
+                                              "(scored by fusions fitted without them): P@1, P@5, R@5, nDCG@5 and "
+                                              "the candidate shortlist's recall, in percent, and the documents")
 
 
 class ProjectBrief(BaseModel):

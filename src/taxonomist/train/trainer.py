@@ -16,6 +16,7 @@ import numpy as np
 from ..adapt import Hierarchy
 from ..adapt.hierarchy import BROAD_FROM_EXAMPLES, BROAD_MIN_SPREAD, effective_labels, examples_carry_ancestors
 from ..calibrate import Calibration, Outcomes, band_of
+from ..evaluate import evaluate
 from ..config import Config
 from ..context import domain_words
 from ..encoders.base import Encoder
@@ -102,9 +103,11 @@ class Trainer:
         if adaptation is not None:
             decisions += adaptation.decisions
         fusion = self._fusion(record)
+        outcomes = self._held_out(record, fusion)
         return Model(labels, encoder, encoder_spec, config, scoring, adaptation, fusion, documents=len(texts),
-                     record=record, calibration=self._calibration(record, fusion, scoring.counts),
-                     decisions=tuple(decisions), show_progress=self.show_progress)
+                     record=record, calibration=self._calibration(outcomes, scoring.counts),
+                     decisions=tuple(decisions), held_out=held_out_metrics(outcomes, record),
+                     show_progress=self.show_progress)
 
     def _hierarchy_mode(self, labels: LabelSet, targets, scorers: dict[str, Scorer], pool: Batch | None,
                         static: bool) -> Decision:
@@ -180,17 +183,23 @@ class Trainer:
         return fit_fusion(record.scores, record.counts, truth, random_state=self.config.random_state,
                           boosted_min_docs=self.config.train.boosted_min_docs)
 
-    def _calibration(self, record: OutOfFold | None, fusion, counts: np.ndarray | None) -> Calibration | None:
-        """Calibration on the held-out documents, their pairs scored as the model scores (by a fusion fitted
-        without them); None without a record, or when its suggestions are all right or all wrong."""
+    def _held_out(self, record: OutOfFold | None, fusion) -> Outcomes | None:
+        """The held-out documents' candidates scored as the model scores them (by a fusion fitted without them)."""
         if record is None:
             return None
         if fusion is None:  # the model ranks by its zero-shot posteriors
             scores = np.exp(record.scores["zero_shot"])
         else:
-            logits = cross_fitted(fusion, record.scores, record.counts, record.truth, self.config.random_state)
-            scores = probability(logits)
-        outcomes = Outcomes.of(record.candidates, scores, record.gold)
+            scores = probability(cross_fitted(fusion, record.scores, record.counts, record.truth,
+                                              self.config.random_state))
+        return Outcomes.of(record.candidates, scores, record.gold)
+
+    @staticmethod
+    def _calibration(outcomes: Outcomes | None, counts: np.ndarray | None) -> Calibration | None:
+        """Calibration on the held-out documents; None without them, or when their suggestions are all right or
+        all wrong."""
+        if outcomes is None:
+            return None
         try:
             return Calibration.fit(outcomes, band_of(counts),
                                    source=f"out-of-fold record ({outcomes.n_docs:,} held-out documents)")
@@ -247,3 +256,20 @@ class Trainer:
         """Up to SPREAD_SAMPLE documents of the pool, drawn with the random state, in pool order."""
         rng = np.random.default_rng(self.config.random_state)
         return pool.rows(np.sort(rng.permutation(len(pool.texts))[:SPREAD_SAMPLE]))
+
+
+HELD_OUT_METRICS = ("P@1", "P@5", "R@5", "nDCG@5")
+
+
+def held_out_metrics(outcomes: Outcomes | None, record: OutOfFold | None) -> dict[str, float] | None:
+    """What the model's ranking scored on its held-out documents (percentages, as `eval` prints them), with
+    the candidate shortlist's recall (which caps them) and the number of documents: a model's own account of how
+    good it is, for `info` and the server, without a test set."""
+    if outcomes is None or record is None:
+        return None
+    order = np.argsort(-outcomes.scores, axis=1, kind="stable")
+    ranked = np.take_along_axis(outcomes.candidates, order, axis=1)
+    scores = np.take_along_axis(outcomes.scores, order, axis=1)
+    result = evaluate(ranked, np.where(np.isfinite(scores), scores, 0.0), record.gold, ks=(1, 5))
+    return {**{name: result.metrics[name] for name in HELD_OUT_METRICS},
+            "candidate recall": round(100 * outcomes.recall, 2), "documents": float(outcomes.n_docs)}

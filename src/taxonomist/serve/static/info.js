@@ -7,6 +7,7 @@ const NAMES = {
   name: "Name", project_id: "Project id", labels: "Labels", encoder: "Encoder", is_trained: "Trained on examples",
   documents: "Training documents", labels_with_examples: "Labels with examples", scorers: "Scorers",
   fusion: "Fusion", calibration: "Calibration", held_out_documents: "Held-out documents",
+  held_out: "On held-out documents",
   annif_score: "Score on Annif's API", checksum: "Model checksum", model_dir: "Model folder",
   language: "Language", modification_time: "Model written", contexts: "Contexts", rejections: "Rejections kept",
   allow_learning: "Changes allowed (learn, new labels)",
@@ -14,6 +15,7 @@ const NAMES = {
 const HELP = {
   calibration: "none: scores are not probabilities (calibrate the model to get them)",
   checksum: "none: a zero-shot model that is not saved",
+  held_out: "none: no documents were held out (a zero-shot model, or too few examples)",
 };
 
 function value(key, v) {
@@ -21,6 +23,11 @@ function value(key, v) {
   if (typeof v === "boolean") return v ? "yes" : "no";
   if (Array.isArray(v)) return v.length ? v.join(", ") : "none";
   if (typeof v === "number") return v.toLocaleString("en");
+  if (key === "held_out") {
+    const { documents, ...metrics } = v;
+    return Object.entries(metrics).map(([name, x]) => `${name} ${x.toFixed(1)}%`).join(" · ") +
+      ` (${documents.toLocaleString("en")} documents)`;
+  }
   if (typeof v === "object") return JSON.stringify(v);
   return String(v);
 }
