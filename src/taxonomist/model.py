@@ -72,10 +72,11 @@ class Model:
     """`encoder_spec`: the name the encoder was asked for ("default", "static", a path), saved so that loading
     finds it again; None for an encoder object. `adaptation`: fitted on an unlabeled pool, or None; a batch
     ranked is never adapted to, so each document gets the same suggestions whatever shares its batch.
-    `documents`: the number of examples it learnt from. `record`: the held-out scores training computed (None without examples
-    enough to hold some out). `calibration`: what turns its scores into probabilities and label sets.
-    `held_out`: its ranking's metrics on the held-out documents of its last training (train/trainer.py
-    held_out_metrics), None without them. `decisions`: what training decided for this label set and corpus (the hierarchy mode "auto" chose...).
+    `documents`: the number of examples it learnt from. `record`: the held-out scores training computed (None
+    without examples enough to hold some out). `calibration`: what turns its scores into probabilities and label
+    sets. `held_out`: its ranking's metrics on the held-out documents of its last training (train/trainer.py
+    held_out_metrics), None without them. `decisions`: what training decided for this label set and corpus (the
+    hierarchy mode "auto" chose...).
     `rejections`: (document text sha256, label id) pairs a reviewer rejected (feedback/fold.py), kept with the
     model so that they are not lost; no scorer reads them yet, beyond a rejected label being, like any label a
     folded-in document does not carry, a zero target of the ridge head and the nearest examples."""
