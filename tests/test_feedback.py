@@ -344,7 +344,7 @@ def test_train_feedback_folds_reviews_into_a_new_model(trained, tmp_path, capsys
     assert "folded 12 reviewed documents of project 'help'" in err
     accepted = sum(len(d["labels"]) for d in tiny_docs()[:12])
     assert f"{accepted} accepted and 1 added labels" in err
-    assert "12 rejected labels kept with the model, not yet used for scoring" in err
+    assert "12 rejected labels kept with the model (never suggested again" in err
     assert (trained / "manifest.json").read_bytes() == before  # the model it started from is untouched
     model = read_model(new)
     assert model.documents == 54 + 12 and len(model.rejections) == 12
@@ -353,6 +353,48 @@ def test_train_feedback_folds_reviews_into_a_new_model(trained, tmp_path, capsys
     code, _, err = run(capsys, "train", "--labels", TINY_LABELS, "--feedback", store, "--out", again)
     assert code == 0 and "trained on 12 reviewed documents" in err, err
     assert read_model(again).documents == 12 and len(read_model(again).rejections) == 12
+
+
+def test_folding_a_store_again_learns_only_what_is_new_and_refuses_changed_labels(trained, tmp_path, capsys):
+    store = tmp_path / "feedback.db"
+    _review_tiny(store, n=6)
+    first, second, third = tmp_path / "first", tmp_path / "second", tmp_path / "third"
+    assert run(capsys, "train", "--model", trained, "--feedback", store, "--out", first)[0] == 0
+    assert read_model(first).documents == 54 + 6 and len(read_model(first).folded) == 6
+    fails(capsys, "train", "--model", first, "--feedback", store, "--out", second, where=str(store),
+          what="nothing new to fold: the model already learnt all 6", fix="review more")
+    _review_tiny(store, n=9)  # three more documents reviewed (the first six again: the same standing verdicts)
+    code, _, err = run(capsys, "train", "--model", first, "--feedback", store, "--out", second)
+    assert code == 0 and "folded 3 reviewed documents" in err and "6 documents left out, already folded" in err
+    assert read_model(second).documents == 54 + 9 and len(read_model(second).folded) == 9
+    with FeedbackStore(store) as db:  # a folded document gets another label: its labels are not those learnt
+        doc = db.document_ids("help")[1]
+        assert "billing/refunds" not in tiny_docs()[1]["labels"]
+        db.add_feedback(doc, "billing/refunds", "add", who="reviewer")
+    fails(capsys, "train", "--model", second, "--feedback", store, "--out", third, where=str(store),
+          what="1 documents this model learnt from the store have other labels now", fix="first folded into")
+    code, _, err = run(capsys, "train", "--model", trained, "--feedback", store, "--out", third)  # as advised
+    assert code == 0 and "left out" not in err, err
+
+
+def test_a_rejected_label_is_never_suggested_for_its_document_again(trained, tmp_path, capsys):
+    text = tiny_docs()[0]["text"]
+    model = read_model(trained)
+    first = model.labels.ids[int(model.candidates([text]).positions[0, 0])]
+    store = tmp_path / "feedback.db"
+    with FeedbackStore(store) as db:
+        doc = db.record_document("help", text)
+        db.add_feedback(doc, first, "reject", who="reviewer")
+        db.add_feedback(doc, tiny_docs()[0]["labels"][0] if tiny_docs()[0]["labels"][0] != first
+                        else tiny_docs()[1]["labels"][0], "add", who="reviewer")
+    new = tmp_path / "new"
+    assert run(capsys, "train", "--model", trained, "--feedback", store, "--out", new)[0] == 0
+    folded = read_model(new)  # as loaded from its folder: the rejection is saved with it
+    ranked = {folded.labels.ids[int(p)] for p in folded.candidates([text]).positions[0] if p >= 0}
+    assert ranked and first not in ranked
+    assert first not in {s.label_id for s in folded.suggest([text], k=len(folded.labels))[0]}
+    other = text + " (another text)"  # any other text still gets the label
+    assert first in {folded.labels.ids[int(p)] for p in folded.candidates([other]).positions[0] if p >= 0}
 
 
 def test_train_feedback_says_what_is_wrong_with_its_input(trained, tmp_path, capsys):

@@ -95,7 +95,8 @@ def _parser() -> argparse.ArgumentParser:
                        "prototypes, ridge head and nearest examples, without retraining the rest")
     train.add_argument("--feedback", metavar="STORE", help="fold reviewers' verdicts from this feedback store "
                        "(taxonomist serve --store) into --model, or, without one, train on them from --labels: "
-                       "accepted and added labels become examples; rejections are kept with the model")
+                       "accepted and added labels become examples; a rejected label is never suggested for its "
+                       "document again; documents the model already folded are left out")
     train.add_argument("--project", metavar="ID", help="with --feedback: the store's project to fold (default: its "
                        "only one)")
     train.add_argument("--fine-tune", choices=["auto", "on", "off"], default="auto",
@@ -453,19 +454,26 @@ def _train_feedback(args: argparse.Namespace) -> int:
         project_id = resolve_project(store, args.project)
         base = _project(args, _given_labels(args), model_dir=args.model, allow_learning=True) if args.model else None
         labels = base.model.labels if base else _given_labels(args)
-        examples = examples_from(store, project_id, labels)
-    kept = (f"; {len(examples.rejections):,} rejected labels kept with the model, not yet used for scoring (a "
-            "rejected label is never a positive)")
+        examples = examples_from(store, project_id, labels, dict(base.model.folded) if base else None)
+    kept = (f"; {len(examples.rejections):,} rejected labels kept with the model (never suggested again for the "
+            "document they were rejected for, nor a positive)")
     only = f"; {examples.rejected_only:,} documents with only rejections are no example" if examples.rejected_only else ""
+    again = (f"; {examples.already_folded:,} documents left out, already folded into {args.model} with the same "
+             "labels" if examples.already_folded else "")
     if not examples.texts:
+        if examples.already_folded:
+            raise InputError(f"nothing new to fold: the model already learnt all {examples.already_folded:,} "
+                             f"reviewed documents of project {project_id!r}", where=args.feedback,
+                             fix="review more documents first")
         raise InputError(f"the feedback for project {project_id!r} accepts or adds no label, so it gives no "
                          "training example", where=args.feedback, fix="accept or add labels in the review queue")
     folded = (f"{examples.documents:,} reviewed documents of project {project_id!r} ({examples.accepted:,} "
               f"accepted and {examples.added:,} added labels)")
+    feedback = {"rejections": examples.rejections, "folded": examples.folded}
     if base is not None and base.model.counts is not None:
-        report = base.learn(examples.texts, examples.label_ids, rejections=examples.rejections, out=args.out)
+        report = base.learn(examples.texts, examples.label_ids, out=args.out, **feedback)
         _note(args, f"folded {folded} into the prototypes, ridge head and nearest examples of {report['labels']:,} "
-              f"labels{kept}{only}; model written to {args.out}")
+              f"labels{kept}{only}{again}; model written to {args.out}")
         return 0
     if base is not None:  # a zero-shot model folder: a new model with its label set, encoder and configuration
         model = base.model
@@ -473,7 +481,7 @@ def _train_feedback(args: argparse.Namespace) -> int:
                           config=model.config, adapt=not args.no_adapt, show_progress=not args.quiet)
     else:
         project = _project(args, labels, model_dir=args.out)
-    model = project.train(examples.texts, examples.label_ids, rejections=examples.rejections)
+    model = project.train(examples.texts, examples.label_ids, **feedback)
     _note_decisions(args, model)
     _note(args, f"trained on {folded}{kept}{only}; model written to {args.out}")
     return 0

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from functools import cached_property
 
 import numpy as np
 import scipy.sparse as sp
@@ -28,6 +29,7 @@ from .config import Config
 from .decision import Decision, replaced
 from .encoders.base import Encoder
 from .errors import InputError, NotSupportedError
+from .feedback.store import text_sha256
 from .fusion import BoostedFusion, Fusion, probability
 from .labels import Label, LabelSet, label_counts
 from .record import OutOfFold
@@ -77,9 +79,11 @@ class Model:
     sets. `held_out`: its ranking's metrics on the held-out documents of its last training (train/trainer.py
     held_out_metrics), None without them. `decisions`: what training decided for this label set and corpus (the
     hierarchy mode "auto" chose...).
-    `rejections`: (document text sha256, label id) pairs a reviewer rejected (feedback/fold.py), kept with the
-    model so that they are not lost; no scorer reads them yet, beyond a rejected label being, like any label a
-    folded-in document does not carry, a zero target of the ridge head and the nearest examples."""
+    `rejections`: (document text sha256, label id) pairs a reviewer rejected (feedback/fold.py): that text is
+    never suggested that label again, by any path that ranks with this model; the label is also, like any label
+    a folded-in document does not carry, a zero target of the ridge head and the nearest examples. `folded`:
+    (document text sha256, label ids) of the reviewed documents learnt from a feedback store, so that folding
+    the same store again learns only what is new."""
 
     labels: LabelSet
     encoder: Encoder
@@ -93,6 +97,7 @@ class Model:
     calibration: Calibration | None = None
     decisions: tuple[Decision, ...] = ()
     rejections: tuple[tuple[str, str], ...] = ()
+    folded: tuple[tuple[str, tuple[str, ...]], ...] = ()
     held_out: dict[str, float] | None = None
     show_progress: bool = False  # a progress bar while encoding: how it is used, not what it is
 
@@ -165,10 +170,35 @@ class Model:
         batch = self._batch(list(texts))
         adaptation = self._adaptation(batch)
         if self.fusion is None:
-            return self.scoring.zero_shot(batch, adaptation), POSTERIOR
+            return self._without_rejected(batch.texts, self.scoring.zero_shot(batch, adaptation)), POSTERIOR
         candidates, scores = self.scoring.fusion_inputs(batch, adaptation)
         logits = self.fusion.decision(scores, self.counts[np.maximum(candidates, 0)])
-        return to_csr(candidates, np.where(candidates >= 0, probability(logits), 0), len(self.labels)), FUSED
+        matrix = to_csr(candidates, np.where(candidates >= 0, probability(logits), 0), len(self.labels))
+        return self._without_rejected(batch.texts, matrix), FUSED
+
+    def _without_rejected(self, texts: Sequence[str], matrix: sp.csr_matrix) -> sp.csr_matrix:
+        """The scores, less those of labels a reviewer rejected for the very same text."""
+        rejected = self._rejected_positions
+        if not rejected:
+            return matrix
+        found = [(i, rejected[sha]) for i, text in enumerate(texts) if (sha := text_sha256(text)) in rejected]
+        if not found:
+            return matrix
+        drop = np.zeros(matrix.nnz, dtype=bool)
+        for i, positions in found:
+            start, end = matrix.indptr[i], matrix.indptr[i + 1]
+            drop[start:end] = np.isin(matrix.indices[start:end], positions)
+        rows = np.repeat(np.arange(matrix.shape[0]), np.diff(matrix.indptr))[~drop]
+        return sp.csr_matrix((matrix.data[~drop], (rows, matrix.indices[~drop])), shape=matrix.shape)
+
+    @cached_property
+    def _rejected_positions(self) -> dict[str, np.ndarray]:
+        """Document sha256 -> positions of the labels rejected for it (labels no longer in the set left out)."""
+        out: dict[str, list[int]] = {}
+        for sha, label_id in self.rejections:
+            if label_id in self.labels:
+                out.setdefault(sha, []).append(self.labels.index_of(label_id))
+        return {sha: np.array(positions, dtype=np.int64) for sha, positions in out.items()}
 
     def _ranking(self, positions: np.ndarray, scores: np.ndarray, kind: str) -> Ranking:
         calibration = self.calibration
@@ -257,9 +287,13 @@ class Model:
         return model, {"documents": len(texts), "labels": int((new_counts > 0).sum()),
                        "new_to_examples": int(((new_counts > 0) & (counts == new_counts)).sum())}
 
-    def with_rejections(self, rejections: Sequence[tuple[str, str]]) -> "Model":
-        """The model with more rejected (document sha256, label id) pairs kept; each pair once, sorted."""
-        return replace(self, rejections=tuple(sorted(set(self.rejections) | {(d, l) for d, l in rejections})))
+    def with_feedback(self, rejections: Sequence[tuple[str, str]] = (),
+                      folded: Sequence[tuple[str, Sequence[str]]] = ()) -> "Model":
+        """The model with more rejected (document sha256, label id) pairs and folded (document sha256, label ids)
+        documents kept; each once, sorted (a document folded again keeps its latest labels)."""
+        documents = dict(self.folded) | {sha: tuple(sorted(ids)) for sha, ids in folded}
+        return replace(self, rejections=tuple(sorted(set(self.rejections) | {(d, l) for d, l in rejections})),
+                       folded=tuple(sorted(documents.items())))
 
     def with_labels(self, labels: Sequence[Label]) -> "Model":
         """New labels, suggestible at once: embedded, with text-only prototypes and ridge heads."""

@@ -3,8 +3,8 @@ pickle, no training data needed. store.py makes the folder atomic and verified.
 
 Entries: labels.json; scorer-NAME for each scorer (scorers/registry.py); transform-NAME for each kept transform
 (adapt.SAVED); fusion (its kind in the manifest); examples (examples per label); record (the out-of-fold record);
-calibration (calibrate.py); rejections (reviewers' rejected document × label pairs, only where there are some: a
-reader that does not know the entry loses nothing it scores with); encoder (a fine-tuned encoder, which nothing
+calibration (calibrate.py); rejections (reviewers' rejected document × label pairs) and folded (the reviewed
+documents learnt from a feedback store), each only where there are some; encoder (a fine-tuned encoder, which nothing
 else could reproduce). The manifest's meta holds the configuration, the encoder's name and identity, the label
 set's fingerprint and which parts there are.
 """
@@ -54,6 +54,8 @@ def write_model(model: Model, path: str | Path) -> None:
         parts["calibration"] = model.calibration.save
     if model.rejections:
         parts["rejections"] = lambda folder: write_state(folder, rejections=[list(r) for r in model.rejections])
+    if model.folded:
+        parts["folded"] = lambda folder: write_state(folder, folded=[[sha, list(ids)] for sha, ids in model.folded])
     tuned = is_tuned(model.encoder.identity)
     if tuned:  # the model carries the encoder it tuned: nothing else could reproduce its vectors
         parts["encoder"] = lambda folder: save_tuned(model.encoder, folder)
@@ -122,9 +124,11 @@ def _read(stored: Any, path: str | Path, encoder: str | Encoder | None, labels: 
     calibration = Calibration.load(stored.entry("calibration")) if "calibration" in entries else None
     rejections = tuple(tuple(r) for r in read_state(stored.entry("rejections"))["rejections"]) \
         if "rejections" in entries else ()
+    folded = tuple((sha, tuple(ids)) for sha, ids in read_state(stored.entry("folded"))["folded"]) \
+        if "folded" in entries else ()
     return Model(saved_labels, encoder_, spec, config, scoring, Adaptation(**transforms) if transforms else None,
                  fusion, documents=meta["documents"], record=record, calibration=calibration, decisions=decisions,
-                 rejections=rejections, held_out=meta.get("held_out"))
+                 rejections=rejections, folded=folded, held_out=meta.get("held_out"))
 
 
 def _encoder(stored: Any, encoder: str | Encoder | None, path: str | Path) -> tuple[Encoder, str | None]:

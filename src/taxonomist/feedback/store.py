@@ -370,6 +370,11 @@ class FeedbackStore:
         return [row[0] for row in self._connection().execute(
             "SELECT id FROM documents WHERE project = ? ORDER BY id", (project,))]
 
+    def hashes(self, project: str) -> list[tuple[int, str, str | None]]:
+        """(id, text sha256, ref) of each of the project's documents, without reading their texts."""
+        return self._connection().execute("SELECT id, sha256, ref FROM documents WHERE project = ? ORDER BY id",
+                                          (project,)).fetchall()
+
     def projects(self) -> list[str]:
         return [row[0] for row in self._connection().execute("SELECT DISTINCT project FROM documents ORDER BY 1")]
 
