@@ -115,6 +115,18 @@ def test_train_update_changes_the_saved_examples_and_rankings(capsys, tmp_path):
     assert (refund_score(new) > refund_score(old)).all()
 
 
+def test_training_keeps_the_document_ids_that_explanations_name(capsys, tmp_path):
+    from test_supervised import IDS, LABELS, TEXTS  # enough examples per label for the nearest-examples scorer
+
+    labels, docs, model = tmp_path / "labels.jsonl", tmp_path / "docs.jsonl", tmp_path / "model"
+    labels.write_text("".join(json.dumps({"id": l.id, "name": l.name}) + "\n" for l in LABELS))
+    docs.write_text("".join(json.dumps({"id": f"d{i}", "text": t, "labels": y}) + "\n"
+                            for i, (t, y) in enumerate(zip(TEXTS, IDS))))
+    assert run(capsys, "train", "--labels", labels, "--docs", docs, "--out", model)[0] == 0
+    neighbours = read_model(model).scoring.scorers["neighbours"]
+    assert neighbours.example_ids_ == [f"d{i}" for i in range(len(TEXTS))] and neighbours.snippets_[0] == TEXTS[0]
+
+
 def test_train_update_of_a_zero_shot_folder_is_refused(capsys, tmp_path):
     fails(capsys, "train", "--model", tmp_path / "missing", "--update", TINY_DOCS, where=str(tmp_path / "missing"),
           what="no model here", fix="retrain")

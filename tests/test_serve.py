@@ -41,6 +41,7 @@ DENSE = Config.from_options(context="", supervised=("prototypes", "linear", "nei
 LIMITS = Limits(max_body_bytes=200_000, max_text_chars=150_000, max_documents=40, max_results=50)
 FRUIT = "I ate a banana and two apples, then more banana"
 SAUCE = "fresh tomato and garlic sauce with basil"
+DOC_IDS = [f"doc-{i}" for i in range(len(TEXTS))]
 
 
 def zero_shot(project_id: str, allow_learning: bool = False) -> ServedProject:
@@ -57,7 +58,8 @@ def trained_folders(tmp_path_factory, *copies: str) -> tuple[Path, dict[str, Pat
     """A small trained, calibrated model folder, and a copy of it for each name in `copies` (for projects that
     change or reload their model without touching the others)."""
     trained = tmp_path_factory.mktemp("trained")
-    Project("tr", model_dir=trained, labels=LABELS, encoder=HashingEncoder(), config=DENSE).train(TEXTS, IDS)
+    project = Project("tr", model_dir=trained, labels=LABELS, encoder=HashingEncoder(), config=DENSE)
+    project.train(TEXTS, IDS, ids=DOC_IDS)
     folders = {name: tmp_path_factory.mktemp(name) / "model" for name in copies}
     for folder in folders.values():
         shutil.copytree(trained, folder)
@@ -312,7 +314,8 @@ def test_explain_mentions_lift_scorers_and_examples(http):
     logit = sum(evidence["contributions"].values())
     assert 1 / (1 + math.exp(-logit)) == pytest.approx(fused["score"], abs=1e-4)
     examples = evidence["nearest_examples"]
-    assert examples and all(e["example"] < 36 for e in examples)  # label "a"'s examples are the first 36
+    assert examples and all(e["row"] < 36 for e in examples)  # label "a"'s examples are the first 36
+    assert all(e["id"] == DOC_IDS[e["row"]] and TEXTS[e["row"]].startswith(e["text"].rstrip("…")) for e in examples)
     assert "evidence" not in suggest(http, "zs", text=FRUIT)[0] or suggest(http, "zs", text=FRUIT)[0]["evidence"] is None
 
 

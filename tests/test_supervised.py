@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 
 import numpy as np
@@ -119,6 +120,27 @@ def test_neighbours_of_many_examples_come_from_a_graph_that_grows_and_survives_s
     assert isinstance(neighbours_of(loaded).index_, GraphIndex)
     (p1, s1), (p2, s2) = classifier.rank(TEST, 4), loaded.rank(TEST, 4)
     assert (p1 == p2).all() and np.allclose(s1, s2)
+
+
+def test_neighbours_keep_each_examples_id_and_opening_words_through_updates_saving_and_old_folders(tmp_path):
+    x = HashingEncoder().encode(TEXTS[:4])
+    long = "word  " * 100
+    data = replace(examples_of(None, x[:3], LABELS.matrix(IDS[:3])), texts=["a b", long, "c"], ids=["x1", "x2", None])
+    scorer = NeighbourScorer(snippet_chars=20).fit(data)
+    assert scorer.example_ids_ == ["x1", "x2", None]
+    assert scorer.snippets_[0] == "a b" and len(scorer.snippets_[1]) == 20 and scorer.snippets_[1].endswith("…")
+    grown = scorer.update(replace(data, texts=["d"], ids=(), vectors=x[3:], targets=LABELS.matrix(IDS[3:4])))
+    assert grown.example_ids_ == ["x1", "x2", None, None] and grown.snippets_[3] == "d"
+    assert len(scorer.example_ids_) == 3  # the scorer before the update is unchanged
+    grown.save(tmp_path)
+    loaded = NeighbourScorer.load(tmp_path, LABELS)
+    assert (loaded.example_ids_, loaded.snippets_) == (grown.example_ids_, grown.snippets_)
+    assert NeighbourScorer(snippet_chars=0).fit(data).snippets_ == [None] * 3  # texts that must not be kept
+    state = json.loads((tmp_path / "state.json").read_text())
+    del state["example_ids"], state["snippets"]  # as a model saved before examples were described
+    (tmp_path / "state.json").write_text(json.dumps(state))
+    old = NeighbourScorer.load(tmp_path, LABELS)
+    assert old.example_ids_ == old.snippets_ == [None] * 4
 
 
 def test_fusion_decision_is_the_logistic_model_on_the_full_feature_rows():

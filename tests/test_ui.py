@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 from live import live
-from test_serve import FRUIT, LIMITS, from_folder, trained_folders, zero_shot
+from test_serve import FRUIT, LIMITS, SAUCE, from_folder, trained_folders, zero_shot
 
 from taxonomist.feedback import FeedbackStore
 from taxonomist.serve.projects import Projects
@@ -116,6 +116,23 @@ def test_classify_shows_bars_paths_and_evidence_and_filters_by_branch(page, scre
       const paths = [...document.querySelectorAll("#suggestions .path")].map((p) => p.textContent);
       return paths.length > 0 && paths.every((p) => p.startsWith("sport"));
     }""")
+
+
+def test_classify_explains_a_trained_models_suggestion_by_scorers_and_nearest_training_documents(page, screens):
+    page.goto("/ui/?project=tr")
+    page.fill("#text", SAUCE)
+    page.click("#suggest")
+    first = page.locator("#suggestions li.suggestion").first
+    first.wait_for()
+    assert first.get_attribute("data-label") == "a"
+    assert not first.locator(".reasons ol.examples").is_visible()  # folded until asked for
+    first.locator(".reasons summary").click()
+    assert "neighbours" in first.locator(".reasons .scorers").inner_text()
+    nearest = first.locator(".reasons ol.examples > li")
+    assert nearest.count() > 0
+    row = nearest.first.inner_text()
+    assert row.startswith("doc-") and "tomato basil garlic" in row  # its id and opening words
+    shoot(page, screens, "classify-why")
 
 
 def test_review_accept_undo_and_add_by_the_keyboard_land_in_sqlite(page, site, screens):

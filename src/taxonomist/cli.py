@@ -409,13 +409,13 @@ def run_train(args: argparse.Namespace) -> int:
         raise InputError("--model is for --update; a new model is written with --out", where=args.model,
                          fix="pass --update MORE.jsonl to add examples to it, or leave --model out")
     labels = read_labels(_require_labels(args), language=args.language, not_assignable=args.not_assignable)
-    texts, label_ids = _examples(args.docs, args, labels)
+    texts, label_ids, ids = _examples(args.docs, args, labels)
     project = _project(args, labels, model_dir=args.out)
     pool = None
     if args.unlabeled and not args.no_adapt:
         pool = _pool(args.unlabeled, args)
         _note(args, f"adapting to {len(pool):,} unlabeled documents")
-    model = project.train(texts, label_ids, unlabeled=pool or None)
+    model = project.train(texts, label_ids, unlabeled=pool or None, ids=ids)
     _note_decisions(args, model)
     fused = f"{model.fusion.kind} fusion learnt on held-out examples" if model.fusion is not None else "prototypes only"
     tuned = "; encoder fine-tuned on them" if is_tuned(model.encoder.identity) else ""
@@ -431,8 +431,8 @@ def _train_update(args: argparse.Namespace) -> int:
         raise InputError("--update takes the new documents itself; --docs is for training a new model",
                          fix="leave --docs out: --model MODEL --update MORE.jsonl")
     project = _project(args, _given_labels(args), model_dir=args.model, allow_learning=True)
-    texts, label_ids = _examples(args.update, args, project.model.labels)
-    report = project.learn(texts, label_ids)
+    texts, label_ids, ids = _examples(args.update, args, project.model.labels)
+    report = project.learn(texts, label_ids, ids=ids)
     _note(args, f"updated {args.model}: {report['documents']:,} documents folded into the prototypes, ridge head and "
           f"nearest examples of {report['labels']:,} labels ({report['new_to_examples']:,} had no examples before); "
           "the sparse word model and the fusion are unchanged until the next full `taxonomist train`")
@@ -469,7 +469,7 @@ def _train_feedback(args: argparse.Namespace) -> int:
                          "training example", where=args.feedback, fix="accept or add labels in the review queue")
     folded = (f"{examples.documents:,} reviewed documents of project {project_id!r} ({examples.accepted:,} "
               f"accepted and {examples.added:,} added labels)")
-    feedback = {"rejections": examples.rejections, "folded": examples.folded}
+    feedback = {"rejections": examples.rejections, "folded": examples.folded, "ids": examples.refs}
     if base is not None and base.model.counts is not None:
         report = base.learn(examples.texts, examples.label_ids, out=args.out, **feedback)
         _note(args, f"folded {folded} into the prototypes, ridge head and nearest examples of {report['labels']:,} "
@@ -515,19 +515,21 @@ def run_calibrate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _examples(path: str, args: argparse.Namespace, labels) -> tuple[list[str], list[list[str]]]:
-    """Documents with at least one known label; the rest are counted and reported, not silently dropped."""
+def _examples(path: str, args: argparse.Namespace, labels) -> tuple[list[str], list[list[str]], list[str]]:
+    """Documents with at least one known label (texts, labels, ids); the rest are counted and reported, not
+    silently dropped."""
     from tqdm import tqdm
 
     from .readers import read_documents
 
     docs = read_documents(path, skip_invalid=args.skip_invalid, max_chars=args.max_doc_chars, label_set=labels,
                           strict=args.strict)
-    texts, label_ids, unlabeled = [], [], 0
+    texts, label_ids, ids, unlabeled = [], [], [], 0
     for doc in tqdm(docs, desc="reading", unit=" docs", disable=args.quiet, file=sys.stderr):
         if doc.labels:
             texts.append(doc.text)
             label_ids.append(list(doc.labels))
+            ids.append(doc.id)
         else:
             unlabeled += 1
     _report_stream(docs, args, len(texts) + unlabeled)
@@ -536,7 +538,7 @@ def _examples(path: str, args: argparse.Namespace, labels) -> tuple[list[str], l
     if not texts:
         raise InputError("no training documents with labels from the label set", where=path,
                          fix="give each document a 'labels' field (JSONL) or column (CSV, TSV) of label ids")
-    return texts, label_ids
+    return texts, label_ids, ids
 
 
 def run_labels_add(args: argparse.Namespace) -> int:

@@ -268,16 +268,20 @@ class Model:
     def _without_adaptation_decisions(self) -> tuple[Decision, ...]:
         return tuple(d for d in self.decisions if d.step not in ADAPTATION_STEPS)
 
-    def with_examples(self, texts: Sequence[str], label_ids: Sequence[Sequence[str]]) -> tuple["Model", dict[str, int]]:
+    def with_examples(self, texts: Sequence[str], label_ids: Sequence[Sequence[str]],
+                      ids: Sequence[str | None] | None = None) -> tuple["Model", dict[str, int]]:
         """Examples folded into the scorers that can take them (prototypes, ridge heads, nearest examples) without
-        retraining the rest (the sparse model, the fusion); and what was updated."""
+        retraining the rest (the sparse model, the fusion); and what was updated. `ids`: the documents' ids, which
+        explanations name."""
         scorers = self.scoring.scorers
         if self.counts is None or not any(hasattr(s, "update") for s in scorers.values()):
             raise NotSupportedError("this model was trained without examples, so there is nothing to update",
                                     fix="train it with examples first (taxonomist train --docs ...)")
         targets = self.labels.matrix(label_ids)
+        if ids is not None and len(ids) != len(texts):
+            raise InputError("give one document id per text", fix="pass as many ids as texts, or none")
         data = FitInput(labels=self.labels, encoder=self.encoder, vectors=self.encode(texts), targets=targets,
-                        texts=list(texts))
+                        texts=list(texts), ids=list(ids) if ids is not None else ())
         grown = {name: s.update(data) if hasattr(s, "update") else s for name, s in scorers.items()}
         new_counts = label_counts(targets)
         counts = self.counts + new_counts

@@ -96,27 +96,28 @@ class Project:
     # ------------------------------------------------------------------ new models
     def train(self, texts: Sequence[str], label_ids: Sequence[Sequence[str]], *,
               unlabeled: Sequence[str] | None = None, rejections: Sequence[tuple[str, str]] = (),
-              folded: Sequence[tuple[str, Sequence[str]]] = ()) -> Model:
-        """A model learnt from examples, written to the model folder (atomically: a failed save keeps the previous
-        model) and made current. `rejections`, `folded`: what reviewers' feedback gave (Model.with_feedback)."""
+              folded: Sequence[tuple[str, Sequence[str]]] = (), ids: Sequence[str | None] | None = None) -> Model:
+        """A model learnt from examples (`ids`: their document ids, which explanations name), written to the model
+        folder (atomically: a failed save keeps the previous model) and made current. `rejections`, `folded`: what
+        reviewers' feedback gave (Model.with_feedback)."""
         if self.labels is None:
             raise InputError("training needs the label set", fix="pass --labels FILE")
         with self._lock:
             model = self._trainer().fit(self.labels, self._encoder(), texts, label_ids,
                                         unlabeled=unlabeled if self.adapt_models else None,
-                                        encoder_spec=self._spec())
+                                        encoder_spec=self._spec(), ids=ids)
             return self._commit(model.with_feedback(rejections, folded))
 
     def learn(self, texts: Sequence[str], label_ids: Sequence[Sequence[str]], *,
               rejections: Sequence[tuple[str, str]] = (), folded: Sequence[tuple[str, Sequence[str]]] = (),
-              out: str | Path | None = None) -> dict[str, int]:
+              out: str | Path | None = None, ids: Sequence[str | None] | None = None) -> dict[str, int]:
         """Fold examples (and reviewers' feedback: Model.with_feedback) into the model (see Model.with_examples)
         and save it, to `out` when given (which then becomes this project's folder); says what was updated."""
         if not self.allow_learning:
             raise NotSupportedError(f"learning is not enabled for project {self.project_id!r}",
                                     fix="enable learning for this project")
         with self._lock:
-            model, report = self.model.with_examples(texts, label_ids)
+            model, report = self.model.with_examples(texts, label_ids, ids)
             folder = self.model_dir
             self.model_dir = folder if out is None else Path(out)
             try:

@@ -34,6 +34,7 @@ class FeedbackExamples:
     added: int
     rejected_only: int  # documents with rejections and no label: kept as rejections, no example
     already_folded: int = 0  # documents the model had folded with the same labels: left out
+    refs: list[str | None] | None = None  # each example's reference given with it when served, if any
 
     @property
     def folded(self) -> list[tuple[str, list[str]]]:
@@ -100,6 +101,7 @@ def examples_from(store: FeedbackStore, project: str, labels: LabelSet,
         already, ids = len(ids) - len(new), new
     return FeedbackExamples(
         texts=[documents[i].text for i in ids], label_ids=[positives[i] for i in ids],
+        refs=[documents[i].ref for i in ids],
         rejections=[(documents[i].sha256, label) for i in sorted(rejected) for label in rejected[i]],
         accepted=sum(v.verdict == ACCEPT for v in verdicts), added=sum(v.verdict == ADD for v in verdicts),
         rejected_only=len(rejected.keys() - positives.keys()), already_folded=already)

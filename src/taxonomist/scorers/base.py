@@ -59,13 +59,15 @@ class FitInput:
     `label_vectors`: the label texts as the examples' encoder embeds them (the label-text scorer's, (L, d)), which
     supervised scorers are anchored on; `prepared`: what a scorer's `prepare` computed once on every example, so
     that the fits on held-out folds share it; `fold`: a held-out fold's fit, which only has to score like the
-    final one (cheaper settings where a scorer has them)."""
+    final one (cheaper settings where a scorer has them); `ids`: the examples' document ids where known (empty, or
+    None for one: not known), which explanations name."""
 
     labels: LabelSet | None = None
     encoder: Encoder | None = None
     contexts: tuple[str, ...] = ()
     label_vectors: np.ndarray | None = None
     texts: Sequence[str] = ()
+    ids: Sequence[str | None] = ()
     vectors: np.ndarray | None = None
     targets: sp.csr_matrix | None = None
     prepared: Mapping[str, Any] = field(default_factory=dict)
@@ -75,8 +77,8 @@ class FitInput:
 
     def rows(self, index: np.ndarray, *, fold: bool = True) -> "FitInput":
         """The same input restricted to some examples (a fold's training rows)."""
-        return replace(self, texts=[self.texts[i] for i in index], vectors=self.vectors[index],
-                       targets=self.targets[index], fold=fold,
+        return replace(self, texts=[self.texts[i] for i in index], ids=[self.ids[i] for i in index] if self.ids else (),
+                       vectors=self.vectors[index], targets=self.targets[index], fold=fold,
                        prepared={name: value.rows(index) for name, value in self.prepared.items()})
 
 

@@ -1,7 +1,8 @@
 """Nearest-examples scorer: the labels of the most similar training documents, voted by similarity.
 
 Strong where a label's documents are varied (a mean vector blurs them) and for labels with a handful of
-examples; adding examples is appending rows.
+examples; adding examples is appending rows. It keeps each example's id and opening words, so that an
+explanation can show which training documents a suggestion came from.
 """
 
 from __future__ import annotations
@@ -26,10 +27,20 @@ from .base import EXAMPLES, Batch, FitInput
 GRAPH_FROM = 20_000
 
 
+def snippet(text: str, chars: int) -> str | None:
+    """The text's first `chars` characters, whitespace collapsed, "…" where cut (None when none are kept)."""
+    if chars <= 0:
+        return None
+    flat = " ".join(text.split())
+    return flat if len(flat) <= chars else flat[: chars - 1].rstrip() + "…"
+
+
 @dataclass
 class NeighbourScorer:
     """`graph_from`: the number of examples from which they are searched through a graph (None: always exactly).
-    A held-out fold's scorer searches exactly: it ranks one fold only, too few queries to pay for a graph."""
+    A held-out fold's scorer searches exactly: it ranks one fold only, too few queries to pay for a graph.
+    `snippet_chars`: how much of each example's text the model keeps to show in explanations (0: none, for
+    training texts that must not leave the training machine)."""
 
     name: ClassVar[str] = "neighbours"
     needs: ClassVar[frozenset[str]] = frozenset({EXAMPLES})
@@ -39,18 +50,29 @@ class NeighbourScorer:
 
     neighbours: int = 20
     graph_from: int | None = GRAPH_FROM
+    snippet_chars: int = 160
 
     def fit(self, data: FitInput) -> "NeighbourScorer":
         graph = self.graph_from is not None and not data.fold and len(data.vectors) >= self.graph_from
         self.index_ = GraphIndex(data.vectors) if graph else LabelIndex(data.vectors)
         self.targets_ = sp.csr_matrix(data.targets, dtype=np.float32)
+        self.example_ids_, self.snippets_ = self._described(data)
         return self
+
+    def _described(self, data: FitInput) -> tuple[list[str | None], list[str | None]]:
+        """Each example's id and snippet, in row order (None where not known or not kept)."""
+        n = len(data.vectors)
+        ids = list(data.ids) if data.ids else [None] * n
+        texts = data.texts if len(data.texts) == n else [""] * n
+        return ids, [snippet(t, self.snippet_chars) if t else None for t in texts]
 
     def update(self, data: FitInput) -> "NeighbourScorer":
         grown = copy.copy(self)
         grown.index_ = self.index_.copy()
         grown.index_.add(data.vectors)
         grown.targets_ = sp.vstack([self.targets_, sp.csr_matrix(data.targets, dtype=np.float32)]).tocsr()
+        ids, snippets = self._described(data)
+        grown.example_ids_, grown.snippets_ = self.example_ids_ + ids, self.snippets_ + snippets
         return grown
 
     def add_labels(self, data: FitInput, start: int) -> "NeighbourScorer":
@@ -78,7 +100,8 @@ class NeighbourScorer:
     def save(self, folder: Path) -> None:
         graph = isinstance(self.index_, GraphIndex)
         write_state(folder, params=params_of(self), targets=self.targets_, graph=graph,
-                    index=self.index_.to_bytes() if graph else self.index_.vectors)
+                    index=self.index_.to_bytes() if graph else self.index_.vectors,
+                    example_ids=self.example_ids_, snippets=self.snippets_)
 
     @classmethod
     def load(cls, folder: Path, labels: LabelSet) -> "NeighbourScorer":
@@ -86,4 +109,7 @@ class NeighbourScorer:
         scorer = from_params(cls, state["params"])
         scorer.index_ = GraphIndex.from_bytes(state["index"]) if state["graph"] else LabelIndex(state["index"])
         scorer.targets_ = state["targets"]
+        unknown = [None] * scorer.targets_.shape[0]  # a model saved before examples were described
+        scorer.example_ids_ = state.get("example_ids", unknown)
+        scorer.snippets_ = state.get("snippets", unknown)
         return scorer

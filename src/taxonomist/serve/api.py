@@ -111,8 +111,10 @@ class Lift(BaseModel):
 
 
 class NearExample(BaseModel):
-    example: int = Field(description="the example's row in training order")
-    similarity: float
+    row: int = Field(description="the example's row in training order")
+    id: str | None = Field(description="its document id, where training was given one")
+    text: str | None = Field(description="its opening words, as the model keeps them (null where it keeps none)")
+    similarity: float = Field(description="cosine similarity of its embedding to the text's")
 
 
 class Evidence(BaseModel):

@@ -5,8 +5,8 @@
   its own;
 - `scorers`: each scorer's score for the label and, for the logistic fusion (linear in them), each one's
   share of the log-odds, which add up to the fused score's log-odds;
-- `nearest_examples`: the training examples nearest the text that carry the label (their rows in training
-  order: the model keeps their vectors, not their texts), from the nearest-examples scorer.
+- `nearest_examples`: the training examples nearest the text that carry the label (document id and opening
+  words, as the nearest-examples scorer keeps them, and row in training order), with their similarity.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from ..adapt import Adaptation
 from ..fusion import Fusion
 from ..model import Model
 from ..scorers.base import Batch
+from ..scorers.neighbours import NeighbourScorer
 
 WINDOW = 60  # characters either side of a mention
 MAX_MENTIONS = 10  # per label
@@ -99,12 +100,12 @@ def _scorers(model: Model, batch: Batch) -> dict[int, dict[str, Any]]:
     return out
 
 
-def _nearest(model: Model, batch: Batch) -> tuple[list[int], list[float], Any] | None:
+def _nearest(model: Model, batch: Batch) -> tuple[NeighbourScorer, list[int], list[float]] | None:
     scorer = model.scoring.scorers.get("neighbours")
     if scorer is None:
         return None
     rows, sims = scorer.index_.search(batch.vectors, scorer.neighbours)
-    return rows[0].tolist(), sims[0].tolist(), scorer.targets_
+    return scorer, rows[0].tolist(), sims[0].tolist()
 
 
 def evidence(model: Model, text: str, positions: Sequence[int]) -> dict[int, dict[str, Any]]:
@@ -117,9 +118,10 @@ def evidence(model: Model, text: str, positions: Sequence[int]) -> dict[int, dic
         found = per_scorer.get(p, {"scores": None, "contributions": None})
         examples = None
         if nearest is not None:
-            rows, sims, targets = nearest
-            examples = [{"example": row, "similarity": float(sim)} for row, sim in zip(rows, sims)
-                        if row >= 0 and targets[row, p] > 0]
+            scorer, rows, sims = nearest
+            examples = [{"row": row, "id": scorer.example_ids_[row], "text": scorer.snippets_[row],
+                         "similarity": float(sim)} for row, sim in zip(rows, sims)
+                        if row >= 0 and scorer.targets_[row, p] > 0]
         out[p] = {"mentions": mentions(text, (label.name, *label.aliases)), "lifted_by": lifts.get(p),
                   "scores": found["scores"], "contributions": found["contributions"], "nearest_examples": examples}
     return out

@@ -50,13 +50,16 @@ class Trainer:
 
     def fit(self, labels: LabelSet, encoder: Encoder, texts: Sequence[str] | None = None,
             label_ids: Sequence[Sequence[str]] | None = None, *, unlabeled: Sequence[str] | None = None,
-            encoder_spec: str | None = None) -> Model:
-        """A model of `labels`, learnt from examples (`texts` with their `label_ids`) when given, and from
-        `unlabeled` texts the domain context, label priors and the neighbour graph."""
+            encoder_spec: str | None = None, ids: Sequence[str | None] | None = None) -> Model:
+        """A model of `labels`, learnt from examples (`texts` with their `label_ids`, and their document `ids`
+        for explanations to name) when given, and from `unlabeled` texts the domain context, label priors and the
+        neighbour graph."""
         config = self.config
         examples = texts is not None and len(texts) > 0
         if examples and (label_ids is None or len(label_ids) != len(texts)):
             raise InputError("give one list of label ids per text", fix="pass as many label lists as texts")
+        if examples and ids is not None and len(ids) != len(texts):
+            raise InputError("give one document id per text", fix="pass as many ids as texts, or none")
         texts = list(texts) if examples else []
         targets = labels.matrix(label_ids) if examples else None
         tunable = tuning.tunable(config.train, encoder, targets)
@@ -92,7 +95,7 @@ class Trainer:
         record = None
         if examples:
             data = replace(base, label_vectors=scorers["label_text"].label_vectors, texts=texts, vectors=vectors,
-                           targets=targets, show_progress=False)
+                           targets=targets, ids=list(ids) if ids is not None else (), show_progress=False)
             # A held-out fold adapts to as many texts as the model will: the unlabeled pool's size, when given.
             pool_size = min(config.adapt.pool_size, len(unlabeled)) if unlabeled else config.adapt.pool_size
             record, learnt = self._fit_examples(data, scorers, hierarchy, cross, pool_size, static)

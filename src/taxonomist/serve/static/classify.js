@@ -52,10 +52,44 @@ function render(answer, text) {
       el("div", { class: "bars" }, bar(s.score, "score"),
         s.probability === null ? null : bar(s.probability, "probability")),
       el("div", { class: "why" }, mentions ? `${mentions} mention${mentions > 1 ? "s" : ""} in the text`
-                                           : "no mention of its name in the text"));
+                                           : "no mention of its name in the text"),
+      reasons(s.evidence));
     list.append(item);
   }
   $("evidence").replaceChildren(...highlighted(text, result.suggestions));
+}
+
+const SHOWN_EXAMPLES = 5;
+const number = (value) => (value === null || value === undefined ? "–" : value.toFixed(2));
+
+/** What else made the model suggest a label: the child that lifted it, each scorer's part, the training
+ * documents nearest the text that carry it. Folded away: most readers want the list first. */
+function reasons(evidence) {
+  if (!evidence) return null;
+  const items = [];
+  if (evidence.lifted_by) {
+    const lift = evidence.lifted_by;
+    items.push(el("li", {}, `Lifted by its narrower label ${lift.name} (${number(lift.child_similarity)}, its own `
+                            + `${number(lift.own_similarity)})`));
+  }
+  if (evidence.scores) {
+    const shares = evidence.contributions || {};
+    const parts = Object.entries(evidence.scores).map(([name, score]) => {
+      const share = shares[name] === undefined || shares[name] === null ? "" : ` (${shares[name] >= 0 ? "+" : ""}${number(shares[name])})`;
+      return `${name.replaceAll("_", " ")} ${number(score)}${share}`;
+    });
+    items.push(el("li", { class: "scorers" }, "Scorers: ", parts.join(" · "),
+                  evidence.contributions ? " — in brackets, each one's share of the log-odds" : ""));
+  }
+  const examples = evidence.nearest_examples || [];
+  if (examples.length) {
+    items.push(el("li", {}, "Nearest training documents with this label:",
+      el("ol", { class: "examples" }, examples.slice(0, SHOWN_EXAMPLES).map((e) => el("li", {},
+        el("code", {}, e.id === null ? `row ${e.row}` : e.id), ` ${number(e.similarity)} `,
+        e.text === null ? null : el("q", {}, e.text)))),
+      examples.length > SHOWN_EXAMPLES ? `and ${examples.length - SHOWN_EXAMPLES} more (in the API's answer)` : null));
+  }
+  return items.length ? el("details", { class: "reasons" }, el("summary", {}, "Why"), el("ul", {}, items)) : null;
 }
 
 function renderBranches() {
