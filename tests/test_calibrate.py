@@ -49,6 +49,23 @@ def test_calibrated_probabilities_match_how_often_scores_are_right(method: str) 
     assert ece(p.ravel(), test.truth.ravel()) < (0.02 if method == "isotonic" else 0.06) < raw
 
 
+def test_auto_keeps_scores_that_are_probabilities_and_maps_those_that_are_not(tmp_path) -> None:
+    calibrated, _ = synthetic(600, 0, truth_of=lambda s: s)
+    kept = Calibrator().fit(calibrated, BANDS_ALL_FREQUENT)
+    assert kept.method_ == "identity" and set(kept.cv_brier_) == {"identity", "platt", "isotonic"}
+    assert np.array_equal(kept.probabilities(calibrated.candidates, calibrated.scores), calibrated.scores)
+    squared, _ = synthetic(600, 0)  # right with probability s**2: the scores overstate it
+    mapped = Calibrator().fit(squared, BANDS_ALL_FREQUENT)
+    assert mapped.method_ in {"isotonic", "platt"}
+    assert mapped.cv_brier_[mapped.method_] < mapped.cv_brier_["identity"]
+    mapped.save(tmp_path)
+    loaded = Calibrator.load(tmp_path)
+    assert (loaded.method, loaded.method_, loaded.cv_brier_) == ("auto", mapped.method_, mapped.cv_brier_)
+    test, _ = synthetic(300, 1)
+    assert np.allclose(loaded.probabilities(test.candidates, test.scores),
+                       mapped.probabilities(test.candidates, test.scores))
+
+
 def test_each_band_gets_its_own_map_and_a_thin_band_the_pooled_one() -> None:
     bands = np.where(np.arange(N_LABELS) < 25, 1, 3)
     train, _ = synthetic(4000, 0, truth_of=lambda s: s)
@@ -171,6 +188,7 @@ def calibrated(tmp_path, capsys, hashing_encoder):
     path = tmp_path / "calibrated"
     code, _, err = run(capsys, "calibrate", "--labels", TINY_LABELS, "--docs", TINY_DOCS, "--out", path)
     assert code == 0 and "calibrated on 54 documents" in err, err
+    assert "scores mapped by" in err and "Brier on documents left out of the fit: identity" in err
     return path
 
 
@@ -182,10 +200,11 @@ def test_suggest_with_coverage_probability_or_precision(calibrated, capsys):
     sizes = np.bincount([int(row["doc_id"][1:]) for row in rows])
     assert len(set(sizes[1:])) > 1  # set sizes vary with the document
     assert all(0 <= row["probability"] <= 1 for row in rows)
+    middle = float(np.median([row["probability"] for row in rows]))
     code, out, _ = run(capsys, "suggest", "--model", calibrated, "--docs", TINY_DOCS, "-k", "5",
-                       "--min-probability", "0.5", "--format", "jsonl")
-    rows = [json.loads(line) for line in out.splitlines()]
-    assert code == 0 and rows and all(row["probability"] >= 0.5 for row in rows)
+                       "--min-probability", f"{middle:.6f}", "--format", "jsonl")
+    kept = [json.loads(line) for line in out.splitlines()]
+    assert code == 0 and 0 < len(kept) < 54 * 5 and all(row["probability"] >= round(middle, 6) for row in kept)
     code, out, _ = run(capsys, "suggest", "--model", calibrated, "--docs", TINY_DOCS, "--target-precision", "0.15",
                        "--format", "jsonl")
     kept = [json.loads(line) for line in out.splitlines()]

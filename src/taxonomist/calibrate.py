@@ -9,7 +9,9 @@ label outside it is missed whatever the threshold, so the shortlist's recall cap
 Calibration (`Calibrator`): per label-frequency band (a label's training examples, bands as the fusion's; for
 a model without examples, the label's frequency among the calibration documents), a monotone map from score to
 probability fitted on each document's best `top` pairs, the ones that get suggested. A band with too few pairs
-uses the fit pooled over all bands.
+uses the fit pooled over all bands. The map's kind (isotonic, Platt, or the scores as they are) is chosen by
+cross-validation over the calibration documents: a few hundred of them cannot tell an isotonic map's steps
+from noise, and scores that are probabilities already only get worse for being fitted again.
 
 Conformal sets (`Conformal`) use the raw score as the conformity score, so they do not lean on the calibrator:
 - "label": each true label of a new document is in its set with probability at least 1 - alpha (over
@@ -37,7 +39,9 @@ from .sparse import csr_lookup
 from .state import from_params, params_of, read_state, write_state
 
 GUARANTEES = ("label", "set", "fnr")
-METHODS = ("isotonic", "platt")
+METHODS = ("auto", "isotonic", "platt", "identity")
+FITTED = METHODS[1:]  # what "auto" chooses from, the most flexible first
+CV_FOLDS = 5
 N_BANDS = len(BANDS)
 
 
@@ -92,13 +96,15 @@ class Outcomes:
 
 @dataclass
 class Calibrator:
-    """`method`: "isotonic" (monotone, no shape assumed) or "platt" (logistic in the score's log-odds); `top`: the
-    pairs per document learnt from; a band needs `min_pairs` pairs and `min_positives` right ones for a fit of its
-    own."""
+    """`method`: "isotonic" (monotone, no shape assumed), "platt" (logistic in the score's log-odds), "identity"
+    (the scores as they are: for scores that are probabilities already) or "auto" (chosen by the Brier score its
+    maps, fitted on four fifths of the calibration documents, give the rest; `method_` says which);
+    `top`: the pairs per document learnt from; a band needs `min_pairs` pairs and `min_positives` right ones for a
+    fit of its own."""
 
     name: ClassVar[str] = "calibrator"
 
-    method: str = "isotonic"
+    method: str = "auto"
     top: int = 10
     min_pairs: int = 300
     min_positives: int = 20
@@ -106,23 +112,60 @@ class Calibrator:
     def fit(self, outcomes: Outcomes, label_bands: np.ndarray) -> "Calibrator":
         if self.method not in METHODS:
             raise InputError(f"calibration method must be one of {METHODS}, got {self.method!r}",
-                             fix="choose 'isotonic' or 'platt'")
+                             fix="choose 'auto', 'isotonic', 'platt' or 'identity'")
         candidates, scores, truth = outcomes.best(self.top)
         if not truth.any() or truth.all():
             raise InputError("the calibration documents' suggestions are all right or all wrong: nothing to learn "
                              "how often a score is right from", fix="give more, and more varied, labelled documents")
         self.label_bands_ = np.asarray(label_bands, dtype=np.int64)
+        self.cv_brier_: dict[str, float] | None = None
+        self.method_ = self._chosen(outcomes) if self.method == "auto" else self.method
+        self._fit_maps(candidates, scores, truth)
+        return self
+
+    def _fit_maps(self, candidates: np.ndarray, scores: np.ndarray, truth: np.ndarray) -> None:
         bands = self.label_bands_[candidates]
         self.maps_ = [self._fit_map(scores, truth)]  # 0: pooled; 1 + b: band b, or None
         for b in range(N_BANDS):
             mine = bands == b
             enough = mine.sum() >= self.min_pairs and truth[mine].sum() >= self.min_positives
             self.maps_.append(self._fit_map(scores[mine], truth[mine]) if enough else None)
-        return self
+
+    def _chosen(self, outcomes: Outcomes) -> str:
+        """The simplest map kind whose Brier score on documents left out of its fit (5 folds of documents, so a
+        document's pairs are never on both sides) is within one standard error of the best one's (the paired
+        per-document differences'): a more flexible map must earn its keep. Keeps the scores in `cv_brier_`."""
+        candidates, scores, truth = outcomes.best(self.top)
+        per_doc = np.isfinite(outcomes.scores).sum(axis=1).clip(max=min(self.top, outcomes.scores.shape[1]))
+        docs = np.repeat(np.arange(outcomes.n_docs), per_doc)
+        fold = np.random.default_rng(0).permutation(outcomes.n_docs)[docs] % CV_FOLDS
+        errors = {}
+        for method in FITTED[::-1]:  # simplest first
+            squared = np.empty(len(scores))
+            for k in range(CV_FOLDS):
+                train, test = fold != k, fold == k
+                if not test.any() or not truth[train].any() or truth[train].all():
+                    squared[test] = (scores[test] - truth[test]) ** 2
+                    continue
+                part = Calibrator(method, top=self.top, min_pairs=self.min_pairs, min_positives=self.min_positives)
+                part.label_bands_, part.method_ = self.label_bands_, method
+                part._fit_maps(candidates[train], scores[train], truth[train])
+                squared[test] = (part.probabilities(candidates[test], scores[test]) - truth[test]) ** 2
+            errors[method] = np.bincount(docs, squared, minlength=outcomes.n_docs) / np.maximum(per_doc, 1)
+        self.cv_brier_ = {method: float(e.mean()) for method, e in errors.items()}
+        best = min(self.cv_brier_, key=self.cv_brier_.get)
+        for method, e in errors.items():
+            gap = e - errors[best]
+            if gap.mean() <= gap.std() / math.sqrt(len(gap)):
+                return method
+        return best
 
     def _fit_map(self, scores: np.ndarray, truth: np.ndarray) -> np.ndarray:
-        """(2, m): x and y points of the map, interpolated linearly (isotonic), or (2, 1): Platt's a and b."""
-        if self.method == "isotonic":
+        """(2, m): x and y points of the map, interpolated linearly (isotonic), or (2, 1): Platt's a and b
+        (identity: none)."""
+        if self.method_ == "identity":
+            return np.zeros((2, 0))
+        if self.method_ == "isotonic":
             from sklearn.isotonic import IsotonicRegression
 
             iso = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(scores, truth.astype(float))
@@ -145,7 +188,9 @@ class Calibrator:
         return out
 
     def _apply(self, points: np.ndarray, scores: np.ndarray) -> np.ndarray:
-        if self.method == "isotonic":
+        if self.method_ == "identity":
+            return np.clip(scores, 0.0, 1.0)
+        if self.method_ == "isotonic":
             return np.interp(scores, points[0], points[1])
         return 1 / (1 + np.exp(-(points[0, 0] * _log_odds(scores) + points[1, 0])))
 
@@ -157,7 +202,8 @@ class Calibrator:
 
     def save(self, folder: Path) -> None:
         fitted = [m for m in self.maps_ if m is not None]
-        write_state(folder, params=params_of(self), label_bands=self.label_bands_,
+        write_state(folder, params=params_of(self), method=self.method_, cv_brier=self.cv_brier_,
+                    label_bands=self.label_bands_,
                     which=[i for i, m in enumerate(self.maps_) if m is not None],
                     **{f"map.{i}": m for i, m in zip(range(len(fitted)), fitted)})
 
@@ -166,6 +212,8 @@ class Calibrator:
         state = read_state(folder)
         calibrator = from_params(cls, state["params"])
         calibrator.label_bands_ = state["label_bands"]
+        calibrator.method_ = state.get("method", calibrator.method)  # saved before "auto": the method itself
+        calibrator.cv_brier_ = state.get("cv_brier")
         maps: list[np.ndarray | None] = [None] * (1 + N_BANDS)
         for slot, i in enumerate(state["which"]):
             maps[i] = state[f"map.{slot}"]

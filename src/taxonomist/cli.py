@@ -109,8 +109,9 @@ def _parser() -> argparse.ArgumentParser:
     _model_options(calibrate, training=True)
     calibrate.add_argument("--out", help="with --labels: the model folder to write (a zero-shot model with its "
                            "calibration); with --model the model is updated in place (atomically)")
-    calibrate.add_argument("--method", choices=["isotonic", "platt"], default="isotonic",
-                           help="how scores become probabilities within each label-frequency band (default isotonic)")
+    calibrate.add_argument("--method", choices=["auto", "isotonic", "platt", "identity"], default="auto",
+                           help="how scores become probabilities within each label-frequency band: auto (default) "
+                           "takes whichever of the others predicts documents left out of its fit best")
     calibrate.set_defaults(run=run_calibrate)
 
     labels = commands.add_parser("labels", help="inspect a label set")
@@ -509,9 +510,13 @@ def run_calibrate(args: argparse.Namespace) -> int:
     model = project.calibrate(texts, label_ids, calibrator=Calibrator(method=args.method))
     if args.out:
         project.save(args.out)
-    conformal = model.calibration.conformal
+    conformal, calibrator = model.calibration.conformal, model.calibration.calibrator
+    chosen = ""
+    if calibrator.cv_brier_:  # "auto": say what it chose from
+        briers = ", ".join(f"{name} {value:.4f}" for name, value in calibrator.cv_brier_.items())
+        chosen = f"; scores mapped by {calibrator.method_} (Brier on documents left out of the fit: {briers})"
     _note(args, f"calibrated on {len(texts):,} documents ({len(conformal.scores_):,} gold labels, of which the "
-          f"candidates hold {100 * conformal.recall_:.1f}%); model written to {args.out or args.model}")
+          f"candidates hold {100 * conformal.recall_:.1f}%){chosen}; model written to {args.out or args.model}")
     return 0
 
 
