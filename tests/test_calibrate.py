@@ -270,6 +270,11 @@ def test_a_weak_band_is_covered_by_its_own_threshold_and_a_band_out_of_reach_doe
     in_band = bands[shifted.candidates[ev]]
     for b in (1, 3):
         assert inside[in_band == b].sum() / shifted.truth[ev][in_band == b].sum() >= 0.88
+    # every band reachable: each keeps its own threshold, band 3's above the pooled one (no needless labels)
+    fitted = Conformal().fit(_rows(shifted, cal), bands)
+    pooled = fitted._quantile(fitted.scores_, 0.1, "true labels")
+    own = fitted._quantile(fitted.scores_[fitted.bands_ == 3], 0.1, "true labels")
+    assert thresholds.by_band[3] == own > pooled
     # band 1's labels mostly outside the candidates: out of its reach, it must not pull the whole below 0.9
     never = (bands[shifted.candidates] == 1) & (np.random.default_rng(1).random(shifted.truth.shape) < 0.5)
     candidates = np.where(never, -1, shifted.candidates)

@@ -230,8 +230,8 @@ def _log_odds(scores: np.ndarray) -> np.ndarray:
 class Thresholds:
     """Score thresholds per band (a label is in a set when its score reaches its band's); the bands with too few
     calibration labels for one of their own (they share one); and those whose true labels the candidate lists
-    miss too often for the level (they take the threshold of all labels pooled: all their candidates would still
-    fall short, and only make the sets larger)."""
+    miss too often for the level (they take the common threshold that keeps all labels' guarantee: all their
+    candidates would still fall short, and only make the sets larger)."""
 
     by_band: np.ndarray
     pooled_bands: tuple[int, ...] = ()
@@ -281,24 +281,37 @@ class Conformal:
 
     def _label_thresholds(self, alpha: float) -> Thresholds:
         """Mondrian thresholds: a band with `min_band_labels` calibration labels (and what the level needs) gets its
-        own; the other bands share one computed from their labels together, so that they are covered too; a group
-        whose candidates miss too many of its labels, or too small a group, takes the threshold of all labels
-        pooled. No threshold is above the pooled one: sets that hold the pooled sets keep the guarantee over all
-        labels too (a band the candidates cannot cover would otherwise pull the whole below it)."""
-        pooled = self._quantile(self.scores_, alpha, "true labels")
+        own; the other bands share one computed from their labels together, so that they are covered too. Then
+        every threshold is lowered, where needed, to a common one: the highest at which the calibration labels
+        the bands' own thresholds miss make up what the whole needs, so that all labels together keep the
+        guarantee (a band the candidates cannot cover would otherwise pull the whole below it). A group whose
+        candidates miss too many of its labels, or too small a group, has only the common threshold."""
         counts = np.bincount(self.bands_, minlength=N_BANDS)
         own = counts >= max(_needed(alpha), self.min_band_labels)
-        by_band, capped = np.full(N_BANDS, pooled), []
+        by_band, capped = np.full(N_BANDS, np.inf), []
         groups = [[b] for b in np.flatnonzero(own)] + [list(np.flatnonzero(~own & (counts > 0)))]
         for group in groups:
             mine = self.scores_[np.isin(self.bands_, group)]
             if not group or len(mine) < _needed(alpha):
                 continue
-            try:  # never above the pooled threshold: the whole keeps its guarantee beside each band's
-                by_band[group] = min(pooled, self._quantile(mine, alpha, "true labels"))
+            try:
+                by_band[group] = self._quantile(mine, alpha, "true labels")
             except NotSupportedError:  # all their candidates would not reach the level either: keep sets small
                 capped += group
-        return Thresholds(by_band, tuple(int(b) for b in np.flatnonzero(~own & (counts > 0))), tuple(capped))
+        common = self._common_threshold(by_band, alpha)
+        return Thresholds(np.minimum(by_band, common), tuple(int(b) for b in np.flatnonzero(~own & (counts > 0))),
+                          tuple(capped))
+
+    def _common_threshold(self, by_band: np.ndarray, alpha: float) -> float:
+        """The highest q at which min(band threshold, q) covers ceil((n + 1)(1 - alpha)) of the n calibration labels
+        (inf when the bands' own thresholds do): never below the pooled threshold, so never larger sets."""
+        self._quantile(self.scores_, alpha, "true labels")  # the level is within reach of all labels pooled
+        needed = math.ceil((len(self.scores_) + 1) * (1 - alpha))
+        covered = self.scores_ >= by_band[self.bands_]
+        short = needed - int(covered.sum())
+        if short <= 0:
+            return math.inf
+        return float(np.sort(self.scores_[~covered])[::-1][short - 1])
 
     def _quantile(self, scores: np.ndarray, alpha: float, what: str) -> float:
         """The k-th largest score, k = ceil((n + 1)(1 - alpha)): a new true label (or document) reaches it with
