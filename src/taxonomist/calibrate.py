@@ -119,7 +119,7 @@ class Calibrator:
                              "how often a score is right from", fix="give more, and more varied, labelled documents")
         self.label_bands_ = np.asarray(label_bands, dtype=np.int64)
         self.cv_brier_: dict[str, float] | None = None
-        self.method_ = self._chosen(outcomes) if self.method == "auto" else self.method
+        self.method_ = self._chosen(outcomes, candidates, scores, truth) if self.method == "auto" else self.method
         self._fit_maps(candidates, scores, truth)
         return self
 
@@ -131,11 +131,11 @@ class Calibrator:
             enough = mine.sum() >= self.min_pairs and truth[mine].sum() >= self.min_positives
             self.maps_.append(self._fit_map(scores[mine], truth[mine]) if enough else None)
 
-    def _chosen(self, outcomes: Outcomes) -> str:
+    def _chosen(self, outcomes: Outcomes, candidates: np.ndarray, scores: np.ndarray, truth: np.ndarray) -> str:
         """The simplest map kind whose Brier score on documents left out of its fit (5 folds of documents, so a
         document's pairs are never on both sides) is within one standard error of the best one's (the paired
-        per-document differences'): a more flexible map must earn its keep. Keeps the scores in `cv_brier_`."""
-        candidates, scores, truth = outcomes.best(self.top)
+        per-document differences'): a more flexible map must earn its keep. Keeps the scores in `cv_brier_`.
+        `candidates`, `scores`, `truth`: the outcomes' best pairs, document after document."""
         per_doc = np.isfinite(outcomes.scores).sum(axis=1).clip(max=min(self.top, outcomes.scores.shape[1]))
         docs = np.repeat(np.arange(outcomes.n_docs), per_doc)
         fold = np.random.default_rng(0).permutation(outcomes.n_docs)[docs] % CV_FOLDS
