@@ -479,6 +479,7 @@ def test_schemathesis_finds_no_failure(server, tmp_path, spec):
     else:  # the calibrated project, so that coverage and min_probability are valid requests
         result = schemathesis(location, url, tmp_path, "tr", OUR_GAPS)
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
+    print(result.stdout[-1500:])  # its summary (operations, test cases), shown with pytest -s
 
 
 def test_the_server_process_keeps_blas_to_one_thread_and_bounds_malloc_arenas() -> None:
