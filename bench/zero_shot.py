@@ -45,13 +45,14 @@ from taxonomist.readers import read_documents, read_labels  # noqa: E402
 
 CACHE = ROOT / "results" / "cache"
 SPEED_SAMPLE = 2000  # uncached documents timed through the encoder
-BASELINE = dict(views=("name",), context="", prior_iterations=0, propagation_alpha=0.0, hierarchy="off", self_training=0.0)
+BASELINE = dict(views=("name",), context="", prior_iterations=0, propagation_alpha=0.0, hierarchy="off", self_training=0.0,
+                mention_weight=0.0)
 PLAIN_DESCRIPTION = BASELINE | dict(views=("description",))
 EM_PRIOR = "peers' zs-em"  # computed by ../shared/peers' own em_prior over dense scores (see peers_em)
 PEERS = ROOT.parent.parent / "shared" / "peers"
 VARIANTS = ("grouping", "mixed", "names")
 # --ablate: the default with one transductive step switched off, to see what each step gives on each set
-ABLATIONS = {"no context": dict(context=""), "no label prior": dict(prior_iterations=0),
+ABLATIONS = {"no context": dict(context=""), "no mentions": dict(mention_weight=0.0), "no label prior": dict(prior_iterations=0),
              "no propagation": dict(propagation_alpha=0.0), "no self-training": dict(self_training=0.0),
              "hierarchy off": dict(hierarchy="off")}
 

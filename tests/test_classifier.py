@@ -86,12 +86,35 @@ def test_suggest_returns_sorted_suggestions_capped_by_the_label_count(hashing_en
 
 def test_without_adaptation_the_ranking_is_plain_cosine(hashing_encoder) -> None:
     expected = plain_scores(FLAT, DOCS)
-    positions, scores = Classifier(FLAT, adapt=False).fit().rank(DOCS, k=len(FLAT))
+    positions, scores = Classifier(FLAT, adapt=False, mention_weight=0.0).fit().rank(DOCS, k=len(FLAT))
     assert all(sorted(row) == list(range(len(FLAT))) for row in positions.tolist())
     ranked = np.take_along_axis(expected, positions, axis=1)
     assert np.all(np.diff(ranked, axis=1) <= 1e-6), "best cosine first (ties in any order)"
     posterior = softmax(expected / TEMPERATURE)
     np.testing.assert_allclose(scores, np.take_along_axis(posterior, positions, axis=1), atol=1e-5)
+
+
+def test_a_label_named_in_the_text_gains_the_mention_weight_on_its_similarity(hashing_encoder) -> None:
+    """Without examples the lexical scorer's mention score (at most 1) times mention_weight is added to the
+    similarity the posteriors come from; with examples the fusion weighs mentions instead."""
+    from taxonomist.scorers.base import Batch
+
+    texts = ["apple pie with a side of car parts", "nothing named here at all"]
+    plain = Classifier(FLAT, adapt=False, mention_weight=0.0).fit().model_
+    named = Classifier(FLAT, adapt=False, mention_weight=0.3).fit().model_
+    batch = Batch(texts, plain.encode(texts))
+    candidates, before = plain.scoring.candidates(batch)
+    again, after = named.scoring.candidates(batch)
+    assert np.array_equal(candidates, again)
+    found = np.clip(named.scoring.scorers["lexical"].score(batch, candidates), 0, 1)
+    assert (found[0] > 0).sum() == 2 and found[1].max() == 0  # apple and car named in the first text only
+    np.testing.assert_allclose(after, before + 0.3 * found, atol=1e-6)
+    broad = Classifier(TREE, hierarchy="broad", adapt=False).fit().rank(["dog"], k=2)[0][0].tolist()
+    assert broad == [DOG, ANIMAL]  # the label named first, then the parent its similarity lifts
+    trained = Classifier(FLAT, mention_weight=0.3).fit(DOCS * 30, [[l] for l in ("apple", "car", "piano", "python")] * 30).model_
+    assert trained.counts is not None
+    c, with_counts = trained.scoring.candidates(batch)
+    np.testing.assert_allclose(with_counts, trained.scoring.retriever.score(batch, c), atol=1e-6)  # nothing added
 
 
 def test_static_encoders_skip_self_training() -> None:
@@ -150,7 +173,9 @@ def test_update_forgets_the_pool_posteriors_it_made_stale(hashing_encoder) -> No
 
 @pytest.mark.parametrize("hierarchy", ["broad", "specific", "off"])
 def test_hierarchy_modes_on_a_two_level_tree(hashing_encoder, hierarchy: str) -> None:
-    positions, scores = Classifier(TREE, hierarchy=hierarchy, adapt=False).fit().rank(["dog"], k=len(TREE))
+    # similarity alone (mention_weight 0): "dog" names its label, which would set it above its parent
+    positions, scores = Classifier(TREE, hierarchy=hierarchy, adapt=False, mention_weight=0.0).fit().rank(
+        ["dog"], k=len(TREE))
     score_of = dict(zip(positions[0].tolist(), scores[0].tolist()))
     if hierarchy == "broad":  # the parent ties with its best child
         assert set(positions[0, :2].tolist()) == {DOG, ANIMAL}
@@ -166,7 +191,8 @@ def test_hierarchy_modes_on_a_two_level_tree(hashing_encoder, hierarchy: str) ->
 def test_broad_lets_the_prior_pick_the_parent_many_documents_reach(hashing_encoder) -> None:
     def top_two(hierarchy: str) -> list[int]:
         # Prior alone: no contexts, no neighbours.
-        classifier = Classifier(TREE, hierarchy=hierarchy, context="", propagation_alpha=0.0).fit(unlabeled=ANIMAL_POOL)
+        classifier = Classifier(TREE, hierarchy=hierarchy, context="", propagation_alpha=0.0,
+                                mention_weight=0.0).fit(unlabeled=ANIMAL_POOL)
         return classifier.rank(["a dog sleeps"], k=2)[0][0].tolist()
 
     broad, specific = top_two("broad"), top_two("specific")

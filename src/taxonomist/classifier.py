@@ -35,6 +35,9 @@ class Classifier(BaseEstimator):
     what documents of each label share beyond its name (`self_training`, the weight of a classifier
     fitted on the pool's own best labels).
 
+    Without examples, a label named in a document (its name or an alias) gains `mention_weight` on its similarity
+    (RankConfig); 0 ranks by similarity alone.
+
     Labelled examples switch on the `supervised` scorers: prototypes (label text moved towards its
     examples), a ridge head anchored on label text, nearest examples and a sparse XMC model on words. A
     fusion learnt on held-out examples weighs them against the zero-shot evidence and the label names'
@@ -64,6 +67,7 @@ class Classifier(BaseEstimator):
         neighbours: int = NeighbourScorer.neighbours,
         fine_tune: str = TrainConfig.fine_tune,
         adapt: bool = AdaptConfig.enabled,
+        mention_weight: float = RankConfig.mention_weight,
         random_state: int = 0,
         show_progress: bool = False,
     ) -> None:
@@ -85,6 +89,7 @@ class Classifier(BaseEstimator):
         self.neighbours = neighbours
         self.fine_tune = fine_tune
         self.adapt = adapt
+        self.mention_weight = mention_weight
         self.random_state = random_state
         self.show_progress = show_progress
 

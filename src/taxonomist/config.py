@@ -34,11 +34,14 @@ class RankConfig:
     """`shortlist`: labels retrieved per document before re-scoring; `temperature` turns similarities into
     posteriors; `fusion_candidates`: what each source (zero-shot, nearest examples, sparse model) adds to the list
     the fusion scores (on wordnet-taxonomy, static encoder, 50 rather than 100 cost 0.04 P@1 and ranked 1.4x
-    faster)."""
+    faster). `mention_weight`: in a model without examples, what a label named in the text (its name or an alias,
+    the lexical scorer's score, at most 1) adds to its similarity; with examples the fusion weighs the mentions
+    instead. Chosen on the dev splits (see Scoring.candidates)."""
 
     shortlist: int = 100
     temperature: float = 0.05
     fusion_candidates: int = 50
+    mention_weight: float = 0.1
 
 
 @dataclass(frozen=True)
@@ -192,7 +195,7 @@ class Config:
                      self_training: float = AdaptConfig.self_training, supervised: tuple[str, ...] = SUPERVISED,
                      prototype_shrinkage: float | None = None, linear_alpha: float | None = None,
                      neighbours: int | None = None, fine_tune: str = TrainConfig.fine_tune, adapt: bool = True,
-                     random_state: int = 0) -> "Config":
+                     mention_weight: float = RankConfig.mention_weight, random_state: int = 0) -> "Config":
         """The configuration that the flat options of `Classifier` and the CLI name (None: the scorer's default)."""
         unknown = sorted(set(supervised) - set(SUPERVISED))
         if unknown:
@@ -204,7 +207,7 @@ class Config:
             if value is not None and name in scorers:
                 scorers[name] = replace(scorers[name], **{param: value})
         return cls(label_text=LabelTextConfig(context=context, hierarchy=hierarchy),
-                   rank=RankConfig(shortlist=shortlist, temperature=temperature),
+                   rank=RankConfig(shortlist=shortlist, temperature=temperature, mention_weight=mention_weight),
                    adapt=AdaptConfig(enabled=adapt, prior_iterations=prior_iterations, prior_strength=prior_strength,
                                      propagation_neighbours=propagation_neighbours,
                                      propagation_alpha=propagation_alpha, self_training=self_training),
@@ -219,7 +222,8 @@ class Config:
                        hierarchy=self.label_text.hierarchy, propagation_neighbours=adapt.propagation_neighbours,
                        propagation_alpha=adapt.propagation_alpha, self_training=adapt.self_training,
                        supervised=tuple(name for name in SUPERVISED if name in scorers),
-                       fine_tune=self.train.fine_tune, adapt=adapt.enabled, random_state=self.random_state)
+                       fine_tune=self.train.fine_tune, adapt=adapt.enabled, mention_weight=self.rank.mention_weight,
+                       random_state=self.random_state)
         for name, param, option in (("prototypes", "shrinkage", "prototype_shrinkage"), ("linear", "alpha", "linear_alpha"),
                                     ("neighbours", "neighbours", "neighbours")):
             if name in scorers:

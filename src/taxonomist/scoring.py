@@ -54,10 +54,27 @@ class Scoring:
         sims = retriever.score(batch, candidates)
         if self.hierarchy is not None:
             sims = self.hierarchy.lift(candidates, sims)
+        sims = self._with_mentions(batch, candidates, sims)  # after lifting: a mention is of the label named
         if self.assignable is not None:
             candidates = self._assignable_only(candidates)
             sims = np.where(candidates >= 0, sims, -np.inf).astype(sims.dtype)
         return candidates, sims
+
+    def _with_mentions(self, batch: Batch, candidates: np.ndarray, sims: np.ndarray) -> np.ndarray:
+        """Without examples, a label named in the text gains `mention_weight` times its lexical score (at most 1):
+        an embedding blurs a name into its neighbourhood, a mention is the name itself. Added after hierarchy
+        lifting, so the label named ranks above the parents its similarity lifts. Dev splits (a fifth of train),
+        P@1 without → with 0.1, MiniLM / static: foldoc 37.8 → 39.5 / 35.8 → 36.6; gcide 48.1 → 48.4 / 19.2 → 19.7;
+        wordnet-taxonomy 37.6 → 43.0 / 29.7 → 35.3 (its :mixed and :names variants +5.8 to +8.1); emoji 45.1 →
+        45.1 / 42.6 → 42.2 and emoji:grouping 48.0 → 47.5 / 43.4 → 43.0 (one document of 244 each: a generic
+        label such as "flag" named in another's text). 0.05 lost the same emoji document and gained less elsewhere.
+        With examples the fusion learns how far to trust mentions (the lexical feature): nothing is added here."""
+        lexical = self.scorers.get("lexical")
+        weight = self.config.rank.mention_weight
+        if self.counts is not None or lexical is None or weight <= 0:
+            return sims
+        found = np.clip(lexical.score(batch, candidates), 0.0, 1.0)
+        return np.where(candidates >= 0, sims + weight * found, sims).astype(sims.dtype)
 
     def _assignable_only(self, candidates: np.ndarray) -> np.ndarray:
         if self.assignable is None:

@@ -4,8 +4,9 @@ Embeddings blur a label name into its neighbourhood; an indexer reads the name i
 its name, the comma- or semicolon-separated parts of its name (thesauri list synonyms that way: "person,
 individual, someone") and its aliases; a document's score for a label sums 1 / (1 + position / SPAN) over
 the places where one of its terms occurs, so an early mention (a title, a definition's head) counts more
-than a late one. It learns nothing from examples, but its evidence counts only through the fusion, which the
-examples teach how far to trust it (`fusion_only`): so it is fitted only for a model with examples.
+than a late one. It learns nothing from examples. With examples, its evidence counts through the fusion, which
+the examples teach how far to trust it; without, a mention adds RankConfig.mention_weight to the label's
+similarity (Scoring.candidates).
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ class LexicalScorer:
     name: ClassVar[str] = "lexical"
     needs: ClassVar[frozenset[str]] = frozenset({LABEL_TEXTS})
     proposes: ClassVar[bool] = False
-    fusion_only: ClassVar[bool] = True
+    fusion_only: ClassVar[bool] = False
     retrieval: ClassVar[int | None] = None
 
     span: float = 20.0

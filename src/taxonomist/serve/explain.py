@@ -81,11 +81,14 @@ def _lifts(model: Model, batch: Batch) -> dict[int, dict[str, Any]]:
 def _scorers(model: Model, batch: Batch) -> dict[int, dict[str, Any]]:
     """label position -> each scorer's score there (and, for the logistic fusion, its log-odds share)."""
     scoring = model.scoring
-    if model.fusion is None:  # zero-shot: the retriever's similarity is the evidence the posterior comes from
-        retriever = scoring.retriever
+    if model.fusion is None:  # zero-shot: the similarity (mentions added) is what the posterior comes from
+        retriever, lexical = scoring.retriever, scoring.scorers.get("lexical")
         candidates, sims = scoring.candidates(batch)
-        return {int(p): {"scores": {retriever.name: _finite(s)}, "contributions": None}
-                for p, s in zip(candidates[0], sims[0]) if p >= 0}
+        found = lexical.score(batch, candidates) if lexical is not None else None
+        return {int(p): {"scores": {retriever.name: _finite(s)} | ({} if found is None else
+                                                                   {lexical.name: _finite(found[0, j])}),
+                         "contributions": None}
+                for j, (p, s) in enumerate(zip(candidates[0], sims[0])) if p >= 0}
     adaptation = model.adaptation if model.adaptation is not None else Adaptation()
     candidates, scores = scoring.fusion_inputs(batch, adaptation)
     parts = None
