@@ -190,7 +190,7 @@ def _model_options(p: argparse.ArgumentParser, training: bool = False) -> None:
                    "labels (and their ancestors), 'specific' (parents right after their matching children), 'off' "
                    "(documents carry their most specific label); 'auto' (default) reads it off the examples, or "
                    "off the documents, and says what it decided")
-    p.add_argument("--no-adapt", action="store_true", help="plain label-text similarity: no priors, no neighbours")
+    p.add_argument("--no-adapt", action="store_true", help="label-text similarity (and label mentions): no priors, no neighbours")
     p.add_argument("--skip-invalid", action="store_true", help="skip malformed documents and report how many")
     p.add_argument("--strict", action="store_true", help="a gold label that is not in the label set is an error "
                    "(default: counted, reported by file and line, and left out)")
