@@ -84,14 +84,16 @@ class Outcomes:
         total = found + len(self.missed_docs)
         return found / total if total else 1.0
 
-    def best(self, top: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Each document's `top` best-scored pairs: (candidates, scores, truth), padding left out."""
+    def best(self, top: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Each document's `top` best-scored pairs: (candidates, scores, truth, the pair's document row), padding
+        left out."""
         top = min(top, self.scores.shape[1])
         order = np.argsort(-self.scores, axis=1, kind="stable")[:, :top]
         scores = np.take_along_axis(self.scores, order, axis=1)
         keep = np.isfinite(scores)
+        rows = np.broadcast_to(np.arange(self.n_docs)[:, None], keep.shape)
         return (np.take_along_axis(self.candidates, order, axis=1)[keep], scores[keep],
-                np.take_along_axis(self.truth, order, axis=1)[keep])
+                np.take_along_axis(self.truth, order, axis=1)[keep], rows[keep])
 
 
 @dataclass
@@ -113,13 +115,14 @@ class Calibrator:
         if self.method not in METHODS:
             raise InputError(f"calibration method must be one of {METHODS}, got {self.method!r}",
                              fix="choose 'auto', 'isotonic', 'platt' or 'identity'")
-        candidates, scores, truth = outcomes.best(self.top)
+        candidates, scores, truth, docs = outcomes.best(self.top)
         if not truth.any() or truth.all():
             raise InputError("the calibration documents' suggestions are all right or all wrong: nothing to learn "
                              "how often a score is right from", fix="give more, and more varied, labelled documents")
         self.label_bands_ = np.asarray(label_bands, dtype=np.int64)
         self.cv_brier_: dict[str, float] | None = None
-        self.method_ = self._chosen(outcomes, candidates, scores, truth) if self.method == "auto" else self.method
+        self.method_ = (self._chosen(candidates, scores, truth, docs, outcomes.n_docs) if self.method == "auto"
+                        else self.method)
         self._fit_maps(candidates, scores, truth)
         return self
 
@@ -131,14 +134,14 @@ class Calibrator:
             enough = mine.sum() >= self.min_pairs and truth[mine].sum() >= self.min_positives
             self.maps_.append(self._fit_map(scores[mine], truth[mine]) if enough else None)
 
-    def _chosen(self, outcomes: Outcomes, candidates: np.ndarray, scores: np.ndarray, truth: np.ndarray) -> str:
+    def _chosen(self, candidates: np.ndarray, scores: np.ndarray, truth: np.ndarray, docs: np.ndarray,
+                n_docs: int) -> str:
         """The simplest map kind whose Brier score on documents left out of its fit (5 folds of documents, so a
         document's pairs are never on both sides) is within one standard error of the best one's (the paired
         per-document differences'): a more flexible map must earn its keep. Keeps the scores in `cv_brier_`.
-        `candidates`, `scores`, `truth`: the outcomes' best pairs, document after document."""
-        per_doc = np.isfinite(outcomes.scores).sum(axis=1).clip(max=min(self.top, outcomes.scores.shape[1]))
-        docs = np.repeat(np.arange(outcomes.n_docs), per_doc)
-        fold = np.random.default_rng(0).permutation(outcomes.n_docs)[docs] % CV_FOLDS
+        `candidates` ... `docs`: the outcomes' best pairs (Outcomes.best), of `n_docs` documents."""
+        per_doc = np.bincount(docs, minlength=n_docs)
+        fold = np.random.default_rng(0).permutation(n_docs)[docs] % CV_FOLDS
         errors = {}
         for method in FITTED[::-1]:  # simplest first
             squared = np.empty(len(scores))
@@ -151,7 +154,7 @@ class Calibrator:
                 part.label_bands_, part.method_ = self.label_bands_, method
                 part._fit_maps(candidates[train], scores[train], truth[train])
                 squared[test] = (part.probabilities(candidates[test], scores[test]) - truth[test]) ** 2
-            errors[method] = np.bincount(docs, squared, minlength=outcomes.n_docs) / np.maximum(per_doc, 1)
+            errors[method] = np.bincount(docs, squared, minlength=n_docs) / np.maximum(per_doc, 1)
         self.cv_brier_ = {method: float(e.mean()) for method, e in errors.items()}
         best = min(self.cv_brier_, key=self.cv_brier_.get)
         for method, e in errors.items():
@@ -405,7 +408,7 @@ class Calibration:
     def fit(cls, outcomes: Outcomes, label_bands: np.ndarray, source: str, calibrator: Calibrator | None = None,
             conformal: Conformal | None = None) -> "Calibration":
         calibrator = (calibrator or Calibrator()).fit(outcomes, label_bands)
-        candidates, scores, truth = outcomes.best(calibrator.top)
+        candidates, scores, truth, _ = outcomes.best(calibrator.top)
         return cls(calibrator, (conformal or Conformal()).fit(outcomes, label_bands), source,
                    calibrator.probabilities(candidates, scores), truth, calibrator.band_of(candidates))
 
