@@ -95,7 +95,8 @@ class LexicalScorer:
 
     def score(self, batch: Batch, candidates: np.ndarray) -> np.ndarray:
         """log1p of the weighted mentions: a label named ten times is surer than one named once, not ten times."""
-        counts = csr_lookup(self.mentions(batch.texts), candidates)
+        mentions = batch.cached((id(self), "mentions"), lambda: self.mentions(batch.texts))  # scanned once a batch
+        counts = csr_lookup(mentions, candidates)
         return np.where(candidates >= 0, np.log1p(np.maximum(counts, 0)), -np.inf).astype(np.float32)
 
     def save(self, folder: Path) -> None:
