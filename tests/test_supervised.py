@@ -12,7 +12,8 @@ from conftest import HashingEncoder
 
 from taxonomist.classifier import Classifier
 from taxonomist.errors import InputError, ModelError
-from taxonomist.fusion import BOOSTED_MIN_DOCS, BOOSTED_TOP, BoostedFusion, Fusion, fit_fusion, top1_hits
+from taxonomist.fusion import (BOOSTED_MIN_DOCS, BOOSTED_TOP, BoostedFusion, Fusion, _rank_features, fit_fusion,
+                               top1_hits)
 from taxonomist.index import GraphIndex, LabelIndex
 from taxonomist.labels import Label, LabelSet
 from taxonomist.scorers import Batch, FitInput
@@ -199,6 +200,34 @@ def test_boosted_fusion_learns_what_ranks_say_and_the_logistic_fusion_cannot():
                                                                       test_truth) / 300
     assert np.isneginf(logits[:, -1]).all()  # padding
     assert (np.isfinite(logits).sum(axis=1) >= BOOSTED_TOP).all()  # every scorer's best are scored
+
+
+def test_pairs_the_trees_do_not_score_are_ordered_by_a_logistic_fusion_below_the_scored_ones():
+    """Gold labels ranked 6th to 8th by one scorer, a zero-shot score that ranks them last: the trees score only
+    each scorer's best BOOSTED_TOP, so most gold labels are in the tail, which a label set of high coverage
+    reaches; ordered by the zero-shot score they would come last there."""
+    rng = np.random.default_rng(0)
+    shape = (800, 40)
+    prototypes = rng.normal(size=shape).astype(np.float32)
+    scores = {"zero_shot": -prototypes + 0.1 * rng.normal(size=shape).astype(np.float32),
+              "prototypes": prototypes, "sparse": rng.normal(size=shape).astype(np.float32)}
+    rank = np.argsort(np.argsort(-prototypes, axis=1), axis=1)
+    truth = (rank >= BOOSTED_TOP) & (rank < BOOSTED_TOP + 3)
+    counts = np.full(shape, 4, np.float32)
+    boosted = BoostedFusion(rounds=20).fit(scores, counts, truth)
+    logits = boosted.decision(scores, counts)
+    _, scored = _rank_features(scores, counts, boosted.scorers_, boosted.top)
+    assert logits[~scored].max() < logits[scored].min()
+    tail_truth = truth & ~scored
+    assert tail_truth.sum() > truth.sum() / 2
+
+    def mean_tail_rank(values):  # 0: first among the document's unscored pairs, 1: last
+        ranks = np.argsort(np.argsort(-np.where(scored, np.inf, values), axis=1), axis=1) - scored.sum(1, keepdims=True)
+        return (ranks / (~scored).sum(1, keepdims=True))[tail_truth].mean()
+
+    assert mean_tail_rank(logits) < 0.25
+    boosted.tail_ = None  # a folder saved before the tail model: zero-shot order, here the worst
+    assert mean_tail_rank(boosted.decision(scores, counts)) > 0.75
 
 
 def test_fit_fusion_chooses_trees_on_evidence_and_only_from_enough_documents():

@@ -128,10 +128,14 @@ BOOSTED_MIN_DOCS = 2000
 # the best 5 score P@1 72.41 against 72.53 there and 70.98 against 70.75 on foldoc (within run-to-run noise),
 # and take the trees' share of ranking 16.7k documents from 2.4 to 1.4 s.
 BOOSTED_TOP = 5
-# The pairs the trees do not score are put below every scored one, in the order of their zero-shot log posterior
-# (at most 0, at least log 1e-6): a threshold deep in a document's list (a label set of high coverage) then takes
-# them best first instead of all of them at once, tied. Trees' raw scores stay far above it.
+# The pairs the trees do not score are put below every scored one, in the order of a logistic fusion's log-odds
+# (clipped to +-TAIL_RANGE): a threshold deep in a document's list (a label set of high coverage) then takes them
+# best first instead of all of them at once, tied. Trees' raw scores stay far above it. Folders saved before the
+# tail model order them by their zero-shot log posterior (at most 0, at least log 1e-6).
 UNSCORED = -40.0
+TAIL_RANGE = 12.0
+# The tail model's rows: its few weights need far fewer than the trees' pairs.
+TAIL_ROWS = 200_000
 # Log-odds are clipped to this before the sigmoid: wide enough to keep the unscored pairs' order in float32.
 LOGIT_RANGE = 60.0
 
@@ -170,6 +174,8 @@ class BoostedFusion:
         booster = lgb.train(params, lgb.Dataset(features, truth[kept].astype(np.float32), weight=row_weights),
                             num_boost_round=self.rounds)
         self.model_ = np.frombuffer(booster.model_to_string().encode(), dtype=np.uint8)
+        self.tail_: Fusion | None = Fusion(max_rows=TAIL_ROWS, random_state=self.random_state).fit(
+            scores, counts, truth, weights)
         return self
 
     def decision(self, scores: Mapping[str, np.ndarray], counts: np.ndarray) -> np.ndarray:
@@ -180,7 +186,10 @@ class BoostedFusion:
         booster = lgb.Booster(model_str=self.model_.tobytes().decode())
         features, kept = _rank_features(scores, counts, self.scorers_, self.top)
         valid = np.isfinite(scores[self.scorers_[0]])
-        below = UNSCORED + (scores["zero_shot"] if "zero_shot" in scores else 0.0)
+        if self.tail_ is not None:
+            below = UNSCORED + np.clip(self.tail_.decision(scores, counts), -TAIL_RANGE, TAIL_RANGE)
+        else:
+            below = UNSCORED + (scores["zero_shot"] if "zero_shot" in scores else 0.0)
         logits = np.where(valid, below, -np.inf).astype(np.float32)
         if len(features):
             logits[kept] = booster.predict(features, raw_score=True)
@@ -188,12 +197,16 @@ class BoostedFusion:
 
     def save(self, folder: Path) -> None:
         write_state(folder, params=params_of(self), scorers=list(self.scorers_), model=self.model_)
+        if self.tail_ is not None:
+            (folder / "tail").mkdir()
+            self.tail_.save(folder / "tail")
 
     @classmethod
     def load(cls, folder: Path) -> "BoostedFusion":
         state = read_state(folder)
         fusion = from_params(cls, state["params"])
         fusion.scorers_, fusion.model_ = tuple(state["scorers"]), state["model"]
+        fusion.tail_ = Fusion.load(folder / "tail") if (folder / "tail").exists() else None
         return fusion
 
 
