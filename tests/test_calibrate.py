@@ -38,7 +38,7 @@ def synthetic(n_docs: int, seed: int, truth_of=lambda s: s ** 2, bands_of=None):
 BANDS_ALL_FREQUENT = np.full(N_LABELS, 3)
 
 
-@pytest.mark.parametrize("method", ["isotonic", "platt"])
+@pytest.mark.parametrize("method", ["isotonic", "beta", "platt"])
 def test_calibrated_probabilities_match_how_often_scores_are_right(method: str) -> None:
     train, _ = synthetic(3000, 0)
     test, _ = synthetic(3000, 1)
@@ -49,14 +49,30 @@ def test_calibrated_probabilities_match_how_often_scores_are_right(method: str) 
     assert ece(p.ravel(), test.truth.ravel()) < (0.02 if method == "isotonic" else 0.06) < raw
 
 
+def test_beta_bends_where_platt_cannot_and_stays_monotone() -> None:
+    """Right with probability s**2: log-odds 2 log s - log(1 - s) - log(1 + s), two slopes that Platt's one
+    log-odds slope cannot give; and truth falling with the score must not make the map fall."""
+    train, _ = synthetic(3000, 0)
+    test, _ = synthetic(3000, 1)
+    errors = {}
+    for method in ("beta", "platt"):
+        p = Calibrator(method=method).fit(train, BANDS_ALL_FREQUENT).probabilities(test.candidates, test.scores)
+        errors[method] = float(np.mean((p - test.truth) ** 2))
+    assert errors["beta"] < errors["platt"]
+    falling, _ = synthetic(3000, 2, truth_of=lambda s: 0.5 - 0.4 * s + 0.3 * s ** 8)
+    grid = np.linspace(0.01, 0.99, 99, dtype=np.float32)
+    mapped = Calibrator(method="beta").fit(falling, BANDS_ALL_FREQUENT).probabilities(np.zeros(99, np.int64), grid)
+    assert (np.diff(mapped) >= -1e-9).all()
+
+
 def test_auto_keeps_scores_that_are_probabilities_and_maps_those_that_are_not(tmp_path) -> None:
     calibrated, _ = synthetic(600, 0, truth_of=lambda s: s)
     kept = Calibrator().fit(calibrated, BANDS_ALL_FREQUENT)
-    assert kept.method_ == "identity" and set(kept.cv_brier_) == {"identity", "platt", "isotonic"}
+    assert kept.method_ == "identity" and set(kept.cv_brier_) == {"identity", "platt", "beta", "isotonic"}
     assert np.array_equal(kept.probabilities(calibrated.candidates, calibrated.scores), calibrated.scores)
     squared, _ = synthetic(600, 0)  # right with probability s**2: the scores overstate it
     mapped = Calibrator().fit(squared, BANDS_ALL_FREQUENT)
-    assert mapped.method_ in {"isotonic", "platt"}
+    assert mapped.method_ in {"isotonic", "beta", "platt"}
     assert mapped.cv_brier_[mapped.method_] < mapped.cv_brier_["identity"]
     mapped.save(tmp_path)
     loaded = Calibrator.load(tmp_path)

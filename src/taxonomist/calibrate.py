@@ -9,7 +9,7 @@ label outside it is missed whatever the threshold, so the shortlist's recall cap
 Calibration (`Calibrator`): per label-frequency band (a label's training examples, bands as the fusion's; for
 a model without examples, the label's frequency among the calibration documents), a monotone map from score to
 probability fitted on each document's best `top` pairs, the ones that get suggested. A band with too few pairs
-uses the fit pooled over all bands. The map's kind (isotonic, Platt, or the scores as they are) is chosen by
+uses the fit pooled over all bands. The map's kind (isotonic, beta, Platt, or the scores as they are) is chosen by
 cross-validation over the calibration documents: a few hundred of them cannot tell an isotonic map's steps
 from noise, and scores that are probabilities already only get worse for being fitted again.
 
@@ -39,7 +39,7 @@ from .sparse import csr_lookup
 from .state import from_params, params_of, read_state, write_state
 
 GUARANTEES = ("label", "set", "fnr")
-METHODS = ("auto", "isotonic", "platt", "identity")
+METHODS = ("auto", "isotonic", "beta", "platt", "identity")
 FITTED = METHODS[1:]  # what "auto" chooses from, the most flexible first
 CV_FOLDS = 5
 N_BANDS = len(BANDS)
@@ -98,9 +98,11 @@ class Outcomes:
 
 @dataclass
 class Calibrator:
-    """`method`: "isotonic" (monotone, no shape assumed), "platt" (logistic in the score's log-odds), "identity"
-    (the scores as they are: for scores that are probabilities already) or "auto" (chosen by the Brier score its
-    maps, fitted on four fifths of the calibration documents, give the rest; `method_` says which);
+    """`method`: "isotonic" (monotone, no shape assumed), "beta" (Kull et al. 2017: logistic in log(score) and
+    log(1 - score), so the map may bend differently near 0 and near 1, which Platt's cannot), "platt" (logistic in
+    the score's log-odds), "identity" (the scores as they are: for scores that are probabilities already) or
+    "auto" (chosen by the Brier score its maps, fitted on four fifths of the calibration documents, give the rest;
+    `method_` says which);
     `top`: the pairs per document learnt from; a band needs `min_pairs` pairs and `min_positives` right ones for a
     fit of its own."""
 
@@ -114,7 +116,7 @@ class Calibrator:
     def fit(self, outcomes: Outcomes, label_bands: np.ndarray) -> "Calibrator":
         if self.method not in METHODS:
             raise InputError(f"calibration method must be one of {METHODS}, got {self.method!r}",
-                             fix="choose 'auto', 'isotonic', 'platt' or 'identity'")
+                             fix="choose 'auto', 'isotonic', 'beta', 'platt' or 'identity'")
         candidates, scores, truth, docs = outcomes.best(self.top)
         if not truth.any() or truth.all():
             raise InputError("the calibration documents' suggestions are all right or all wrong: nothing to learn "
@@ -164,8 +166,8 @@ class Calibrator:
         return best
 
     def _fit_map(self, scores: np.ndarray, truth: np.ndarray) -> np.ndarray:
-        """(2, m): x and y points of the map, interpolated linearly (isotonic), or (2, 1): Platt's a and b
-        (identity: none)."""
+        """(2, m): x and y points of the map, interpolated linearly (isotonic); (2, 1): Platt's a and b; (3, 1):
+        beta's a, b and c (identity: none)."""
         if self.method_ == "identity":
             return np.zeros((2, 0))
         if self.method_ == "isotonic":
@@ -175,6 +177,8 @@ class Calibrator:
             return np.vstack([iso.X_thresholds_, iso.y_thresholds_]).astype(np.float64)
         from sklearn.linear_model import LogisticRegression
 
+        if self.method_ == "beta":
+            return _beta_map(scores, truth)
         model = LogisticRegression(C=1e4).fit(_log_odds(scores)[:, None], truth)
         return np.array([[model.coef_[0, 0]], [model.intercept_[0]]])
 
@@ -195,6 +199,8 @@ class Calibrator:
             return np.clip(scores, 0.0, 1.0)
         if self.method_ == "isotonic":
             return np.interp(scores, points[0], points[1])
+        if self.method_ == "beta":
+            return 1 / (1 + np.exp(-(_beta_features(scores) @ points[:2, 0] + points[2, 0])))
         return 1 / (1 + np.exp(-(points[0, 0] * _log_odds(scores) + points[1, 0])))
 
     def band_of(self, candidates: np.ndarray) -> np.ndarray:
@@ -227,6 +233,27 @@ class Calibrator:
 def _log_odds(scores: np.ndarray) -> np.ndarray:
     p = np.clip(scores.astype(np.float64), 1e-7, 1 - 1e-7)
     return np.log(p / (1 - p))
+
+
+def _beta_features(scores: np.ndarray) -> np.ndarray:
+    p = np.clip(scores.astype(np.float64), 1e-7, 1 - 1e-7)
+    return np.column_stack([np.log(p), -np.log1p(-p)])
+
+
+def _beta_map(scores: np.ndarray, truth: np.ndarray) -> np.ndarray:
+    """Beta calibration's a, b, c (3, 1). A negative a or b would make the map fall somewhere; that term is then
+    dropped and the other refitted alone (as Kull et al. do), so the map stays monotone."""
+    from sklearn.linear_model import LogisticRegression
+
+    features = _beta_features(scores)
+    model = LogisticRegression(C=1e4).fit(features, truth)
+    coef, intercept = model.coef_[0].copy(), model.intercept_[0]
+    if (coef < 0).any():
+        kept = int(np.argmax(coef))
+        single = LogisticRegression(C=1e4).fit(features[:, [kept]], truth)
+        coef = np.zeros(2)
+        coef[kept], intercept = max(single.coef_[0, 0], 0.0), single.intercept_[0]
+    return np.array([[coef[0]], [coef[1]], [intercept]])
 
 
 @dataclass(frozen=True)

@@ -109,7 +109,7 @@ def _parser() -> argparse.ArgumentParser:
     _model_options(calibrate, training=True)
     calibrate.add_argument("--out", help="with --labels: the model folder to write (a zero-shot model with its "
                            "calibration); with --model the model is updated in place (atomically)")
-    calibrate.add_argument("--method", choices=["auto", "isotonic", "platt", "identity"], default="auto",
+    calibrate.add_argument("--method", choices=["auto", "isotonic", "beta", "platt", "identity"], default="auto",
                            help="how scores become probabilities within each label-frequency band: auto (default) "
                            "takes whichever of the others predicts documents left out of its fit best")
     calibrate.set_defaults(run=run_calibrate)
