@@ -6,8 +6,9 @@ split at random into a calibration half and an evaluation half: the model is cal
 (`taxonomist calibrate`'s path) and measured on the second:
 - ECE@1, ECE@5 (15 bins) and Brier@1/@5 of the raw scores taken as probabilities and of the calibrated ones;
   P@1 ranked by each;
-- conformal sets at each alpha (each true label, per-label Mondrian by frequency band; all of a document's labels;
-  false-negative rate): coverage and sizes, coverage by band;
+- conformal sets at each alpha (each true label, Mondrian by frequency band; each true label, one threshold; all
+  of a document's labels; false-negative rate): coverage and sizes, coverage by band, beside each band's share of
+  gold labels among the candidates (what caps its coverage);
 - beside two baselines measured on the same half: the smallest fixed top-k cut whose coverage reaches the
   conformal sets' ("same coverage"), and a global 0.5 threshold on the raw scores.
 The model's own calibration from its out-of-fold record (no calibration documents) is measured on all the test
@@ -33,7 +34,8 @@ sys.path.insert(0, str(ROOT.parent / "src"))
 
 import numpy as np  # noqa: E402
 
-from taxonomist.calibrate import METHODS, Calibration, Calibrator, Conformal, Outcomes, band_of  # noqa: E402
+from taxonomist.calibrate import (GUARANTEES, METHODS, N_BANDS, Calibration, Calibrator, Conformal,  # noqa: E402
+                                   Outcomes, band_of)
 from taxonomist.classifier import Classifier  # noqa: E402
 from taxonomist.encoders import get_encoder  # noqa: E402
 from taxonomist.errors import NotSupportedError  # noqa: E402
@@ -42,7 +44,7 @@ from taxonomist.reliability import BAND_NAMES, ece, set_quality  # noqa: E402
 from taxonomist.sparse import csr_lookup  # noqa: E402
 from zero_shot import CACHE  # noqa: E402
 
-GUARANTEES = ("label", "set", "fnr")
+PER_LABEL = ("label", "pooled")  # the guarantees compared with a top-k cut of the same coverage
 
 
 def probability_metrics(probabilities: np.ndarray, right: np.ndarray, valid: np.ndarray) -> dict:
@@ -89,6 +91,14 @@ def topk_same_coverage(positions: np.ndarray, right: np.ndarray, gold_total: int
     return {"k": k, "coverage": float(found[k - 1] / gold_total), "mean_size": float(sizes.mean())}
 
 
+def band_recall(outcomes: Outcomes, bands: np.ndarray) -> dict[str, float | None]:
+    """Per frequency band, the share of its gold labels among the candidates: no threshold covers a band more."""
+    rows, cols = np.nonzero(outcomes.truth)
+    found = np.bincount(bands[outcomes.candidates[rows, cols]], minlength=N_BANDS)
+    total = found + np.bincount(bands[outcomes.missed_labels], minlength=N_BANDS)
+    return {name: float(f / t) if t else None for name, f, t in zip(BAND_NAMES, found, total)}
+
+
 def bench_dataset(data: Path, spec: str, splits: int, alphas: list[float], mapie: bool, dev: bool = False,
                   conformal: Conformal | None = None, calibrator: Calibrator | None = None) -> dict:
     labels = read_labels(data / "labels.jsonl")
@@ -114,8 +124,9 @@ def bench_dataset(data: Path, spec: str, splits: int, alphas: list[float], mapie
     valid = positions >= 0
     raw_p = np.where(valid, raw, 0.0)
     bands = band_of(model.counts)
+    outcomes = Outcomes.of(positions, raw, gold)
     result = {"dataset": data.name, "n_labels": len(labels), "n_test": len(test), "encoder": spec,
-              "candidates_recall": Outcomes.of(positions, raw, gold).recall,
+              "candidates_recall": outcomes.recall, "band_recall": band_recall(outcomes, bands),
               "P@1 raw": top1(positions, raw_p, right)}
     if model.calibration is not None:  # calibrated at training, from the out-of-fold record
         calibration = model.calibration
@@ -149,8 +160,9 @@ def bench_dataset(data: Path, spec: str, splits: int, alphas: list[float], mapie
                 run[f"{guarantee} {a}"] = {"coverage": q.coverage, "set_coverage": q.set_coverage, "fnr": q.fnr,
                                            "mean_size": q.mean_size, "median_size": q.median_size, "empty": q.empty,
                                            "by_band": {name: b for name, b in q.by_band.items()}}
-            if run[f"label {a}"] is not None:
-                run[f"topk {a}"] = topk_same_coverage(pos, r, gold_total, run[f"label {a}"]["coverage"])
+            for g in PER_LABEL:
+                if run[f"{g} {a}"] is not None:
+                    run[f"topk {g} {a}"] = topk_same_coverage(pos, r, gold_total, run[f"{g} {a}"]["coverage"])
             global_half = v & (sc >= 0.5)
             run["threshold 0.5"] = {"coverage": float(r[global_half].sum() / gold_total),
                                     "mean_size": float(global_half.sum(axis=1).mean())}
@@ -213,8 +225,9 @@ def summary(results: list[dict], alphas: list[float]) -> None:
 
     for r in results:
         runs = r["runs"]
+        caps = ", ".join(f"{b} {100 * v:.1f}%" for b, v in r["band_recall"].items() if v is not None)
         print(f"\n## {r['dataset']} ({r['n_labels']:,} labels, {r['n_test']:,} test documents, {len(runs)} splits; "
-              f"candidates hold {100 * r['candidates_recall']:.2f}% of the gold labels)\n")
+              f"candidates hold {100 * r['candidates_recall']:.2f}% of the gold labels; by band: {caps})\n")
         print("| | ECE@1 | ECE@5 | ECE@5 of a calibrated model (floor) | Brier@1 | Brier@5 | P@1 |")
         print("|---|---|---|---|---|---|---|")
         for when, p1 in (("before", "P@1 raw"), ("after", "P@1 calibrated")):
@@ -232,7 +245,7 @@ def summary(results: list[dict], alphas: list[float]) -> None:
         for a in alphas:
             for g in GUARANTEES:
                 key = f"{g} {a}"
-                measure = {"label": "coverage", "set": "set_coverage", "fnr": "fnr"}[g]
+                measure = {"label": "coverage", "pooled": "coverage", "set": "set_coverage", "fnr": "fnr"}[g]
                 if any(x[key] is None for x in runs):
                     print(f"| {a} | {g} | unreachable: the candidates hold {100 * r['candidates_recall']:.2f}% of "
                           "the gold labels | | | | | | |")
@@ -240,9 +253,10 @@ def summary(results: list[dict], alphas: list[float]) -> None:
                 bands = "; ".join(
                     f"{b} {np.nanmean([x[key]['by_band'][b]['coverage'] for x in runs]):.3f} "
                     f"({np.mean([x[key]['by_band'][b]['gold'] for x in runs]):.0f})"
-                    for b in BAND_NAMES if np.mean([x[key]["by_band"][b]["gold"] for x in runs]) > 0) if g == "label" else ""
-                top = (f"{np.mean([x[f'topk {a}']['k'] for x in runs]):.1f} / "
-                       f"{np.mean([x[f'topk {a}']['mean_size'] for x in runs]):.2f}") if g == "label" else ""
+                    for b in BAND_NAMES if np.mean([x[key]["by_band"][b]["gold"] for x in runs]) > 0
+                ) if g in PER_LABEL else ""
+                top = (f"{np.mean([x[f'topk {g} {a}']['k'] for x in runs]):.1f} / "
+                       f"{np.mean([x[f'topk {g} {a}']['mean_size'] for x in runs]):.2f}") if g in PER_LABEL else ""
                 half = (f"{np.mean([x['threshold 0.5']['coverage'] for x in runs]):.4f} / "
                         f"{np.mean([x['threshold 0.5']['mean_size'] for x in runs]):.2f}") if g == "label" else ""
                 print(f"| {a} | {g} | {measure} {ms([x[key][measure] for x in runs])} | {bands} | "

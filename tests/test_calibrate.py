@@ -100,7 +100,8 @@ def test_each_band_gets_its_own_map_and_a_thin_band_the_pooled_one() -> None:
     assert calibrator.probabilities(np.array([[60]]), np.array([[0.9]], np.float32))[0, 0] > 0  # a label added later
 
 
-@pytest.mark.parametrize("guarantee, measure", [("label", "label"), ("set", "set"), ("fnr", "fnr")])
+@pytest.mark.parametrize("guarantee, measure", [("label", "label"), ("pooled", "label"), ("set", "set"),
+                                                ("fnr", "fnr")])
 def test_conformal_sets_keep_their_guarantee_over_random_splits(guarantee: str, measure: str) -> None:
     outcomes, gold = synthetic(1200, 0, truth_of=lambda s: 0.5 * s)
     alpha = 0.1
@@ -120,6 +121,29 @@ def test_conformal_sets_keep_their_guarantee_over_random_splits(guarantee: str, 
         else:
             achieved.append(1 - (1 - inside.sum(axis=1)[labelled] / n_true[labelled]).mean())
     assert 1 - alpha - 0.01 <= np.mean(achieved) <= 1 - alpha + 0.03
+
+
+def test_pooled_sets_are_smaller_and_leave_a_rare_band_short_where_label_sets_cover_it() -> None:
+    """A fifth of the labels are rare: they score a quarter of what the others do, and a score means the same
+    chance of being right in both bands (as calibrated scores do), so one threshold makes the smallest sets."""
+    bands = np.where(np.arange(N_LABELS) < 10, 1, 3)
+    outcomes, _ = synthetic(2400, 0)
+    rare = bands[outcomes.candidates] == 1
+    scores = np.where(rare, outcomes.scores / 4, outcomes.scores)
+    right = np.random.default_rng(1).random(scores.shape) < scores
+    rows, cols = np.nonzero(right)
+    gold = sp.csr_matrix((np.ones(len(rows), np.float32), (rows, outcomes.candidates[rows, cols])),
+                         shape=(2400, N_LABELS))
+    outcomes = Outcomes.of(outcomes.candidates, scores, gold)
+    cal, ev = np.arange(1200), np.arange(1200, 2400)
+    conformal = Conformal().fit(_rows(outcomes, cal), bands)
+    covered, sizes = {}, {}
+    for guarantee in ("label", "pooled"):
+        inside = outcomes.scores[ev] >= conformal.thresholds(0.9, guarantee).by_band[bands[outcomes.candidates[ev]]]
+        covered[guarantee] = (inside & outcomes.truth[ev] & rare[ev]).sum() / (outcomes.truth[ev] & rare[ev]).sum()
+        sizes[guarantee] = inside.sum(axis=1).mean()
+    assert covered["label"] >= 0.88 > 0.8 > covered["pooled"]
+    assert sizes["pooled"] < sizes["label"]
 
 
 def _rows(outcomes: Outcomes, rows: np.ndarray) -> Outcomes:

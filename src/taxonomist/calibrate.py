@@ -17,6 +17,9 @@ Conformal sets (`Conformal`) use the raw score as the conformity score, so they 
 - "label": each true label of a new document is in its set with probability at least 1 - alpha (over
   documents and their labels), Mondrian by band, so labels of each band get the guarantee; bands with too few
   calibration labels for a threshold of their own share one;
+- "pooled": each true label of a new document is in its set with probability at least 1 - alpha over all labels
+  together, one threshold for all: the smallest sets, but labels of a rare band may be covered less (their
+  scores are lower), which "label" does not allow;
 - "set": all of a document's true labels are in its set with probability at least 1 - alpha;
 - "fnr" (conformal risk control, Angelopoulos et al. 2022): the expected share of a document's true labels
   missing from its set is at most alpha.
@@ -38,7 +41,7 @@ from .fusion import BANDS
 from .sparse import csr_lookup
 from .state import from_params, params_of, read_state, write_state
 
-GUARANTEES = ("label", "set", "fnr")
+GUARANTEES = ("label", "pooled", "set", "fnr")
 METHODS = ("auto", "isotonic", "beta", "platt", "identity")
 FITTED = METHODS[1:]  # what "auto" chooses from, the most flexible first
 CV_FOLDS = 5
@@ -300,9 +303,12 @@ class Conformal:
         alpha = _alpha(coverage)
         if guarantee not in GUARANTEES:
             raise InputError(f"the guarantee must be one of {GUARANTEES}, got {guarantee!r}",
-                             fix="choose 'label' (each true label), 'set' (all of a document's labels) or 'fnr'")
+                             fix="choose 'label' (each true label, in every band), 'pooled' (each true label, over "
+                             "all bands together), 'set' (all of a document's labels) or 'fnr'")
         if guarantee == "label":
             return self._label_thresholds(alpha)
+        if guarantee == "pooled":
+            return Thresholds(np.full(N_BANDS, self._quantile(self.scores_, alpha, "true labels")))
         per_doc = self._per_document()
         if guarantee == "set":
             worst = np.array([scores.min() for scores in per_doc])

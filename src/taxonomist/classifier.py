@@ -130,7 +130,8 @@ class Classifier(BaseEstimator):
 
     def label_sets(self, texts: Sequence[str], coverage: float = 0.9, guarantee: str = "label") -> list[list[Suggestion]]:
         """Per document, a conformal label set: with guarantee "label" each true label is in it with probability at
-        least `coverage`; "set": all of a document's true labels are; "fnr": at most 1 - coverage of them are
+        least `coverage`, in every label-frequency band; "pooled": the same over all labels together (smaller sets);
+        "set": all of a document's true labels are; "fnr": at most 1 - coverage of them are
         missing on average (see calibrate.py)."""
         return suggestions_of(self._model().label_sets(texts, coverage, guarantee), self.labels)
 

@@ -64,9 +64,10 @@ def _parser() -> argparse.ArgumentParser:
     chosen.add_argument("--coverage", type=float, metavar="C",
                         help="a conformal label set per document instead of the top k: each true label in it with "
                         "probability at least C (see --guarantee)")
-    suggest.add_argument("--guarantee", choices=["label", "set", "fnr"], default="label",
-                         help="with --coverage: 'label' (default) each true label is in the set with probability >= C; "
-                         "'set' all of a document's true labels are; 'fnr' at most a share 1-C of a document's true "
+    suggest.add_argument("--guarantee", choices=["label", "pooled", "set", "fnr"], default="label",
+                         help="with --coverage: 'label' (default) each true label is in the set with probability >= C, "
+                         "in every label-frequency band; 'pooled' the same over all labels together (smaller sets, "
+                         "rare labels may be covered less); 'set' all of a document's true labels are; 'fnr' at most a share 1-C of a document's true "
                          "labels is missing, on average")
     suggest.set_defaults(run=run_suggest)
 
@@ -84,7 +85,7 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--coverage", type=float, metavar="C",
                           help="a calibrated model's conformal label sets at this coverage: how many gold labels they "
                           "hold, and their sizes")
-    evaluate.add_argument("--guarantee", choices=["label", "set", "fnr"], default="label",
+    evaluate.add_argument("--guarantee", choices=["label", "pooled", "set", "fnr"], default="label",
                           help="with --coverage: which guarantee the sets are built for (see suggest --guarantee)")
     evaluate.set_defaults(run=run_eval)
 

@@ -68,7 +68,8 @@ class SuggestIn(BaseModel):
                                           "(calibrated models only)")
     coverage: float | None = Field(None, gt=0.0, lt=1.0, description="a conformal label set per document instead "
                                    "of the top k (calibrated models only): each true label in it with this probability")
-    guarantee: Literal["label", "set", "fnr"] = Field("label", description="with coverage: what it guarantees")
+    guarantee: Literal["label", "pooled", "set", "fnr"] = Field("label", description="with coverage: what it "
+                                                                "guarantees (see `taxonomist suggest --help`)")
     include_under: list[str] = Field(default_factory=list, description="keep only labels in these branches")
     exclude_under: list[str] = Field(default_factory=list, description="drop labels in these branches")
     exclude: list[str] = Field(default_factory=list, description="drop these labels")
