@@ -34,8 +34,8 @@ sys.path.insert(0, str(ROOT.parent / "src"))
 
 import numpy as np  # noqa: E402
 
-from taxonomist.calibrate import (GUARANTEES, METHODS, N_BANDS, Calibration, Calibrator, Conformal,  # noqa: E402
-                                   Outcomes, band_of)
+from taxonomist.calibrate import (GUARANTEES, METHODS, Calibration, Calibrator, Conformal, Outcomes,  # noqa: E402
+                                   band_of)
 from taxonomist.classifier import Classifier  # noqa: E402
 from taxonomist.encoders import get_encoder  # noqa: E402
 from taxonomist.errors import NotSupportedError  # noqa: E402
@@ -91,14 +91,6 @@ def topk_same_coverage(positions: np.ndarray, right: np.ndarray, gold_total: int
     return {"k": k, "coverage": float(found[k - 1] / gold_total), "mean_size": float(sizes.mean())}
 
 
-def band_recall(outcomes: Outcomes, bands: np.ndarray) -> dict[str, float | None]:
-    """Per frequency band, the share of its gold labels among the candidates: no threshold covers a band more."""
-    rows, cols = np.nonzero(outcomes.truth)
-    found = np.bincount(bands[outcomes.candidates[rows, cols]], minlength=N_BANDS)
-    total = found + np.bincount(bands[outcomes.missed_labels], minlength=N_BANDS)
-    return {name: float(f / t) if t else None for name, f, t in zip(BAND_NAMES, found, total)}
-
-
 def bench_dataset(data: Path, spec: str, splits: int, alphas: list[float], mapie: bool, dev: bool = False,
                   conformal: Conformal | None = None, calibrator: Calibrator | None = None) -> dict:
     labels = read_labels(data / "labels.jsonl")
@@ -125,9 +117,10 @@ def bench_dataset(data: Path, spec: str, splits: int, alphas: list[float], mapie
     raw_p = np.where(valid, raw, 0.0)
     bands = band_of(model.counts)
     outcomes = Outcomes.of(positions, raw, gold)
+    caps = outcomes.recall_by_band(bands)
     result = {"dataset": data.name, "n_labels": len(labels), "n_test": len(test), "encoder": spec,
-              "candidates_recall": outcomes.recall, "band_recall": band_recall(outcomes, bands),
-              "P@1 raw": top1(positions, raw_p, right)}
+              "candidates_recall": outcomes.recall, "P@1 raw": top1(positions, raw_p, right),
+              "band_recall": {name: float(r) if np.isfinite(r) else None for name, r in zip(BAND_NAMES, caps)}}
     if model.calibration is not None:  # calibrated at training, from the out-of-fold record
         calibration = model.calibration
         p = calibration.probabilities(positions, raw)

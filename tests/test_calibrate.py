@@ -161,6 +161,10 @@ def test_labels_outside_the_shortlist_cap_the_coverage_and_too_few_labels_are_re
     outside = np.where(outcomes.candidates == N_LABELS - 1, 0, outcomes.candidates)  # never a candidate
     missing = Outcomes.of(outside, outcomes.scores, ((gold + extra) > 0).astype(np.float32))
     assert missing.recall < 0.7
+    bands = BANDS_ALL_FREQUENT.copy()
+    bands[N_LABELS - 1] = 1  # the label never a candidate
+    by_band = missing.recall_by_band(bands)
+    assert by_band[1] == 0 and by_band[3] == 1 and np.isnan(by_band[0])
     conformal = Conformal().fit(missing, BANDS_ALL_FREQUENT)
     with pytest.raises(NotSupportedError, match="hold only") as error:
         conformal.thresholds(0.9)
@@ -292,6 +296,8 @@ def test_eval_reports_reliability_and_sets_by_band(calibrated, capsys, tmp_path)
     assert {"ECE@1", "ECE@5"} <= set(confidence["reliability"]["ece"])
     assert 0.5 < confidence["sets"]["coverage"] <= 1 and confidence["sets"]["mean_size"] > 0
     assert confidence["sets"]["by_band"] and confidence["curve"]
+    for band, covered in confidence["sets"]["by_band"].items():  # no band is covered beyond its candidates' recall
+        assert covered["gold"] == 0 or covered["coverage"] <= confidence["recall_by_band"][band]
     page = report.read_text()
     assert 'alt="reliability diagram"' in page and 'alt="coverage against set size"' in page
 

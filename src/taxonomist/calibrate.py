@@ -87,6 +87,15 @@ class Outcomes:
         total = found + len(self.missed_docs)
         return found / total if total else 1.0
 
+    def recall_by_band(self, label_bands: np.ndarray) -> np.ndarray:
+        """Per frequency band, the share of its gold labels among the candidates (nan for a band without gold
+        labels): what caps the band's coverage."""
+        rows, cols = np.nonzero(self.truth)
+        found = np.bincount(label_bands[self.candidates[rows, cols]], minlength=N_BANDS)
+        total = found + np.bincount(label_bands[self.missed_labels], minlength=N_BANDS)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return found / total
+
     def best(self, top: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Each document's `top` best-scored pairs: (candidates, scores, truth, the pair's document row), padding
         left out."""

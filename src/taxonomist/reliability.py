@@ -129,6 +129,7 @@ class Confidence:
 
     calibration: str | None
     recall: float | None = None
+    recall_by_band: dict[str, float] | None = None
     reliability: Reliability | None = None
     requested: float | None = None
     guarantee: str | None = None
@@ -154,8 +155,8 @@ class Confidence:
                       f"{100 * s.coverage:.2f}% of gold labels inside, all of a document's in {100 * s.set_coverage:.2f}%"
                       f", mean share missed {100 * s.fnr:.2f}%; size mean {s.mean_size:.2f}, median {s.median_size:g}, "
                       f"{s.empty:,} empty"]
-            lines += [f"  band {name}: {b['gold']:,} gold labels, {100 * b['coverage']:.2f}% inside"
-                      for name, b in s.by_band.items() if b["gold"]]
+            lines += [f"  band {name}: {b['gold']:,} gold labels, {100 * b['coverage']:.2f}% inside (candidates hold "
+                      f"{100 * self.recall_by_band[name]:.2f}%)" for name, b in s.by_band.items() if b["gold"]]
         return "\n".join(lines)
 
 
@@ -176,6 +177,8 @@ def confidence_of(calibration: Any, ranked: np.ndarray, probabilities: np.ndarra
         keep = (candidates >= 0) & (candidate_scores >= calibration.set_thresholds(level, kind).by_band[in_band])
         return np.where(keep, candidates, -1)
 
+    outcomes = Outcomes.of(candidates, candidate_scores, gold)
+    by_band = {name: float(r) for name, r in zip(BAND_NAMES, outcomes.recall_by_band(bands)) if np.isfinite(r)}
     curve = []
     for level in CURVE_LEVELS:
         try:
@@ -184,5 +187,5 @@ def confidence_of(calibration: Any, ranked: np.ndarray, probabilities: np.ndarra
             continue
         curve.append({"requested": level, "coverage": quality.coverage, "mean_size": quality.mean_size})
     quality = None if coverage is None else set_quality(sets(coverage, guarantee), gold, bands)
-    return Confidence(calibration.source, Outcomes.of(candidates, candidate_scores, gold).recall, rel, coverage,
+    return Confidence(calibration.source, outcomes.recall, by_band, rel, coverage,
                       guarantee if coverage is not None else None, quality, tuple(curve))
