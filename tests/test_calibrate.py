@@ -146,6 +146,21 @@ def test_pooled_sets_are_smaller_and_leave_a_rare_band_short_where_label_sets_co
     assert sizes["pooled"] < sizes["label"]
 
 
+def test_a_band_with_few_calibration_labels_shares_its_more_frequent_neighbours_threshold() -> None:
+    assert Conformal._groups(np.array([0, 6, 43, 767]), 20) == [[1, 2], [3]]
+    assert Conformal._groups(np.array([5, 30, 0, 3]), 20) == [[0, 1, 3]]  # a short last band joins the one before
+    assert Conformal._groups(np.array([25, 30, 40, 50]), 20) == [[0], [1], [2], [3]]
+    bands = np.where(np.arange(N_LABELS) < 1, 1, np.where(np.arange(N_LABELS) < 10, 2, 3))
+    outcomes, gold = synthetic(200, 0, truth_of=lambda s: 0.5 * s)
+    scale = np.array([1.0, 0.3, 0.5, 1.0])[bands[outcomes.candidates]]  # the rarer, the lower the scores
+    outcomes = Outcomes.of(outcomes.candidates, (outcomes.scores * scale).astype(np.float32), gold)
+    conformal = Conformal().fit(outcomes, bands)
+    assert 0 < np.bincount(conformal.bands_, minlength=4)[1] < 20
+    thresholds = conformal.thresholds(0.9)
+    assert thresholds.shared == ((1, 2),)
+    assert thresholds.by_band[1] == thresholds.by_band[2] < thresholds.by_band[3]
+
+
 def _rows(outcomes: Outcomes, rows: np.ndarray) -> Outcomes:
     keep = np.isin(outcomes.missed_docs, rows)
     renumber = np.full(outcomes.n_docs, -1)

@@ -646,8 +646,8 @@ def _note_sets(args: argparse.Namespace, model) -> None:
     thresholds = model.calibration.set_thresholds(args.coverage, args.guarantee)
     note = f"label sets at coverage {args.coverage:g} ({args.guarantee} guarantee; calibration: " \
            f"{model.calibration.source})"
-    if thresholds.pooled_bands:
-        note += "; the labels of frequency bands " + ", ".join(BAND_NAMES[b] for b in thresholds.pooled_bands) + \
+    for group in thresholds.shared:
+        note += "; the labels of frequency bands " + " and ".join(BAND_NAMES[b] for b in group) + \
                 " share one threshold (too few calibration labels for one each)"
     if thresholds.capped_bands:
         note += "; those of bands " + ", ".join(BAND_NAMES[b] for b in thresholds.capped_bands) + \
