@@ -51,6 +51,18 @@ def test_examples_teach_labels_whose_names_say_nothing():
     assert all(0 < s <= 1 for s in scores)
 
 
+def test_labels_without_examples_come_from_the_whole_shortlist_into_the_fusions_candidates():
+    labels = LabelSet([*LABELS.labels[:3], Label("d", "comet galaxy telescope")])
+    model = Classifier(labels, encoder=HashingEncoder(), context="", supervised=DENSE).fit(TEXTS, IDS).model_
+    config = model.scoring.config
+    narrow = replace(model.scoring, config=replace(config, rank=replace(config.rank, fusion_candidates=1)))
+    batch = model._batch(["fresh tomato and garlic sauce"])
+    candidates, _ = narrow.fusion_inputs(batch, model._adaptation(batch))
+    assert 3 in candidates[0] and 0 in candidates[0]  # "d" is not the best zero-shot label, yet a candidate
+    with_examples = replace(narrow, counts=np.where(np.arange(4) == 3, 5, narrow.counts))
+    assert 3 not in with_examples.fusion_inputs(batch, model._adaptation(batch))[0][0]
+
+
 def test_a_label_without_examples_can_still_be_suggested():
     labels = LabelSet([*LABELS.labels[:3], Label("d", "comet galaxy telescope")])
     classifier = Classifier(labels, encoder=HashingEncoder(), context="", supervised=DENSE).fit(TEXTS, IDS)
