@@ -327,8 +327,8 @@ class Conformal:
 
     def _label_thresholds(self, alpha: float) -> Thresholds:
         """Mondrian thresholds: each band with `min_band_labels` calibration labels (and what the level needs) gets
-        its own; a band with fewer joins the next more frequent one (the most frequent, the one below it), whose
-        scores are the nearest to its own. Then every threshold is lowered, where needed, to a common one: the
+        its own; a band with fewer joins the next more frequent one, whose scores are the nearest to its own (the
+        most frequent band joins the one below it). Then every threshold is lowered, where needed, to a common one: the
         highest at which the calibration labels the groups' own thresholds miss make up what the whole needs, so
         that all labels together keep the guarantee (a band the candidates cannot cover would otherwise pull the
         whole below it). A group whose candidates miss too many of its labels has only the common threshold."""

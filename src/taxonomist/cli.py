@@ -67,8 +67,8 @@ def _parser() -> argparse.ArgumentParser:
     suggest.add_argument("--guarantee", choices=["label", "pooled", "set", "fnr"], default="label",
                          help="with --coverage: 'label' (default) each true label is in the set with probability >= C, "
                          "in every label-frequency band; 'pooled' the same over all labels together (smaller sets, "
-                         "rare labels may be covered less); 'set' all of a document's true labels are; 'fnr' at most a share 1-C of a document's true "
-                         "labels is missing, on average")
+                         "rare labels may be covered less); 'set' all of a document's true labels are; 'fnr' at "
+                         "most a share 1-C of a document's true labels is missing, on average")
     suggest.set_defaults(run=run_suggest)
 
     evaluate = commands.add_parser("eval", help="score suggestions against the documents' gold labels")
