@@ -256,6 +256,13 @@ def summary(results: list[dict], alphas: list[float]) -> None:
                       f"{np.mean([x[key]['mean_size'] for x in runs]):.2f} | "
                       f"{np.mean([x[key]['median_size'] for x in runs]):.1f} | "
                       f"{np.mean([x[key]['empty'] for x in runs]):.1f} | {top} | {half} |")
+        for g in PER_LABEL:
+            ratios = [np.mean([x[f"{g} {a}"]["mean_size"] for x in runs]) /
+                      np.mean([x[f"topk {g} {a}"]["mean_size"] for x in runs]) - 1
+                      for a in alphas if all(x[f"{g} {a}"] is not None for x in runs)]
+            if ratios:
+                print(f"\n{g} sets against the top-k cut of the same coverage: "
+                      + ", ".join(f"{100 * q:+.0f}%" for q in ratios) + f" (mean {100 * np.mean(ratios):+.0f}%)")
         if "mapie" in r:
             print_mapie(r["mapie"])
 
