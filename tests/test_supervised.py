@@ -11,6 +11,7 @@ import scipy.sparse as sp
 from conftest import HashingEncoder
 
 from taxonomist.classifier import Classifier
+from taxonomist.config import Config
 from taxonomist.errors import InputError, ModelError
 from taxonomist.fusion import (BOOSTED_MIN_DOCS, BOOSTED_TOP, BoostedFusion, Fusion, _rank_features, fit_fusion,
                                top1_hits)
@@ -21,6 +22,7 @@ from taxonomist.scorers.linear import LinearScorer
 from taxonomist.scorers.neighbours import NeighbourScorer
 from taxonomist.scorers.prototype import PrototypeScorer
 from taxonomist.scoring import Scoring
+from taxonomist.train import Trainer
 
 DENSE = ("prototypes", "linear", "neighbours")
 # Label names that say nothing about the documents: only examples can teach what each label means.
@@ -381,3 +383,11 @@ def test_held_out_scores_adapt_as_ranking_will_even_when_the_batch_does_not(monk
     # 3 unlabeled texts: each fold adapts to itself alone (its ~22 documents); without a pool, to every example.
     assert first and all(len(TEST) < n < len(TEXTS) // 2 for n in first)
     assert second and all(n == len(TEXTS) for n in second)
+
+
+def test_document_ids_must_be_one_per_text():
+    with pytest.raises(InputError, match="one document id per text"):
+        Trainer(Config.from_options(context="", supervised=DENSE)).fit(LABELS, HashingEncoder(), TEXTS, IDS,
+                                                                       ids=["only-one"])
+    with pytest.raises(InputError, match="one document id per text"):
+        fitted(supervised=DENSE).model_.with_examples(TEXTS[:2], IDS[:2], ids=["only-one"])

@@ -33,7 +33,7 @@ from .feedback.store import text_sha256
 from .fusion import BoostedFusion, Fusion, probability
 from .labels import Label, LabelSet, label_counts
 from .record import OutOfFold
-from .scorers.base import Batch, FitInput
+from .scorers.base import Batch, FitInput, example_ids
 from .scoring import Scoring
 from .sparse import csr_top_k, to_csr
 
@@ -277,11 +277,9 @@ class Model:
         if self.counts is None or not any(hasattr(s, "update") for s in scorers.values()):
             raise NotSupportedError("this model was trained without examples, so there is nothing to update",
                                     fix="train it with examples first (taxonomist train --docs ...)")
-        targets = self.labels.matrix(label_ids)
-        if ids is not None and len(ids) != len(texts):
-            raise InputError("give one document id per text", fix="pass as many ids as texts, or none")
+        targets, ids = self.labels.matrix(label_ids), example_ids(ids, len(texts))
         data = FitInput(labels=self.labels, encoder=self.encoder, vectors=self.encode(texts), targets=targets,
-                        texts=list(texts), ids=list(ids) if ids is not None else ())
+                        texts=list(texts), ids=ids)
         grown = {name: s.update(data) if hasattr(s, "update") else s for name, s in scorers.items()}
         new_counts = label_counts(targets)
         counts = self.counts + new_counts

@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar, runtime_chec
 import numpy as np
 import scipy.sparse as sp
 
+from ..errors import InputError
+
 if TYPE_CHECKING:
     from ..encoders.base import Encoder
     from ..labels import LabelSet
@@ -50,6 +52,15 @@ class Batch:
     def rows(self, index: np.ndarray) -> "Batch":
         return Batch([self.texts[i] for i in index], self.vectors[index],
                      {name: value.rows(index) for name, value in self.inputs.items()})
+
+
+def example_ids(ids: Sequence[str | None] | None, n_texts: int) -> list[str | None]:
+    """The examples' document ids as FitInput keeps them ([] when none are given); one per text, or an error."""
+    if ids is None:
+        return []
+    if len(ids) != n_texts:
+        raise InputError("give one document id per text", fix="pass as many ids as texts, or none")
+    return list(ids)
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ from ..labels import LabelSet, label_counts
 from ..decision import Decision
 from ..model import Model, adaptation_decision
 from ..record import OutOfFold
-from ..scorers.base import LABEL_TEXTS, Batch, FitInput, Scorer
+from ..scorers.base import LABEL_TEXTS, Batch, FitInput, Scorer, example_ids
 from ..scorers.label_text import label_variants
 from ..scoring import Scoring
 from ..sparse import csr_top_k
@@ -58,8 +58,7 @@ class Trainer:
         examples = texts is not None and len(texts) > 0
         if examples and (label_ids is None or len(label_ids) != len(texts)):
             raise InputError("give one list of label ids per text", fix="pass as many label lists as texts")
-        if examples and ids is not None and len(ids) != len(texts):
-            raise InputError("give one document id per text", fix="pass as many ids as texts, or none")
+        ids = example_ids(ids, len(texts)) if examples else []
         texts = list(texts) if examples else []
         targets = labels.matrix(label_ids) if examples else None
         tunable = tuning.tunable(config.train, encoder, targets)
@@ -95,7 +94,7 @@ class Trainer:
         record = None
         if examples:
             data = replace(base, label_vectors=scorers["label_text"].label_vectors, texts=texts, vectors=vectors,
-                           targets=targets, ids=list(ids) if ids is not None else (), show_progress=False)
+                           targets=targets, ids=ids, show_progress=False)
             # A held-out fold adapts to as many texts as the model will: the unlabeled pool's size, when given.
             pool_size = min(config.adapt.pool_size, len(unlabeled)) if unlabeled else config.adapt.pool_size
             record, learnt = self._fit_examples(data, scorers, hierarchy, cross, pool_size, static)
