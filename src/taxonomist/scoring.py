@@ -116,14 +116,16 @@ class Scoring:
 
     def fusion_inputs(self, batch: Batch, adaptation: Adaptation) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         """Candidates (the zero-shot shortlist ∪ the proposing scorers' own ∪ the labels without examples in the
-        retriever's shortlist) and every scorer's score there, the
-        zero-shot log posterior ("zero_shot") right after the label-text score it comes from; -inf at padding."""
+        retriever's shortlist) and every scorer's score there, the zero-shot log posterior ("zero_shot") right after
+        the label-text score it comes from; -inf at padding."""
         size = self.config.rank.fusion_candidates
         posteriors = self.zero_shot(batch, adaptation)
-        lists = [csr_top_k(posteriors, size)[0]]
+        wide = self.counts is not None  # labels without examples come from the whole shortlist
+        best = csr_top_k(posteriors, max(size, self.config.rank.shortlist) if wide else size)[0]  # best first
+        lists = [best[:, :size]]
         lists += [scorer.shortlist(batch, size)[0] for scorer in self.scorers.values() if scorer.proposes]
-        if self.counts is not None:
-            lists.append(self._without_examples(csr_top_k(posteriors, self.config.rank.shortlist)[0]))
+        if wide:
+            lists.append(self._without_examples(best[:, :self.config.rank.shortlist]))
         candidates = self._assignable_only(union(*lists))
         scores: dict[str, np.ndarray] = {}
         for name, scorer in self.scorers.items():
