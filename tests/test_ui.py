@@ -90,12 +90,18 @@ def rows(path: Path, sql: str, *args) -> list[tuple]:
         return db.execute(sql, args).fetchall()
 
 
-def test_classify_shows_bars_paths_and_evidence_and_filters_by_branch(page, screens):
-    page.goto("/ui/?project=zs")
-    page.fill("#text", FRUIT)
+def first_suggestion(page, project: str, text: str):
+    """The classify page's first suggestion card for `text`, once it is shown."""
+    page.goto(f"/ui/?project={project}")
+    page.fill("#text", text)
     page.click("#suggest")
     first = page.locator("#suggestions li.suggestion").first
     first.wait_for()
+    return first
+
+
+def test_classify_shows_bars_paths_and_evidence_and_filters_by_branch(page, screens):
+    first = first_suggestion(page, "zs", FRUIT)
     assert first.get_attribute("data-label") == "banana"  # named in the text, above the parents it lifts
     assert page.locator("#suggestions li.suggestion[data-label=fruit] .path").inner_text() == "food › fruit"
     assert float(first.locator(".bar.score [role=meter]").get_attribute("aria-valuenow")) > 0
@@ -119,11 +125,7 @@ def test_classify_shows_bars_paths_and_evidence_and_filters_by_branch(page, scre
 
 
 def test_classify_explains_a_trained_models_suggestion_by_scorers_and_nearest_training_documents(page, screens):
-    page.goto("/ui/?project=tr")
-    page.fill("#text", SAUCE)
-    page.click("#suggest")
-    first = page.locator("#suggestions li.suggestion").first
-    first.wait_for()
+    first = first_suggestion(page, "tr", SAUCE)
     assert first.get_attribute("data-label") == "a"
     assert not first.locator(".reasons ol.examples").is_visible()  # folded until asked for
     first.locator(".reasons summary").click()
